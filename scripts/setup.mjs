@@ -1,0 +1,184 @@
+#!/usr/bin/env node
+// Brings a checkout to a runnable state, doing only what is missing or stale:
+//   1. Node packages (npm ci) when package-lock.json changed;
+//   2. the pinned OPA CLI in .tools/bin (PATH copy if it is the pinned version, else go install);
+//   3. ts-proto stubs for Envoy's ext_authz API in src/gen/ (buf generate);
+//   4. the policy: policies/*.rego compiled to build/policy.wasm (opa build -t wasm);
+//   5. TypeScript compiled to dist/ (tsc, incremental).
+// Plain Node with no dependencies, because it runs before node_modules exists.
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+const OPA_VERSION = pkg.config.opaVersion;
+const OPA_MODULE = "github.com/open-policy-agent/opa";
+const toolsBin = join(root, ".tools", "bin");
+const opaPath = join(toolsBin, "opa");
+const quiet = process.argv.includes("--quiet");
+
+function say(message) {
+  if (!quiet) process.stderr.write(`setup: ${message}\n`);
+}
+
+function fail(message) {
+  process.stderr.write(`setup: error: ${message}\n`);
+  process.exit(1);
+}
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"], ...options });
+  if (result.error) fail(`${command} could not start: ${result.error.message}`);
+  if (result.status !== 0) fail(`${command} ${args.join(" ")} exited with ${result.status}`);
+}
+
+function hashOf(parts) {
+  const h = createHash("sha256");
+  for (const part of parts) h.update(part).update("\0");
+  return h.digest("hex");
+}
+
+function readStamp(file) {
+  return existsSync(file) ? readFileSync(file, "utf8") : "";
+}
+
+function checkNode() {
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  if (major < 20 || (major === 20 && minor < 19)) {
+    fail(`Node ${process.versions.node} is too old: scitokens-authz needs Node >= 20.19`);
+  }
+}
+
+function installPackages() {
+  const lock = join(root, "package-lock.json");
+  const installed = join(root, "node_modules", ".package-lock.json");
+  const stamp = join(root, "node_modules", ".setup-stamp");
+  const want = hashOf([readFileSync(lock)]);
+  if (existsSync(installed) && readStamp(stamp) === want) return;
+  say("installing Node packages (npm ci)");
+  run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+  writeFileSync(stamp, want);
+}
+
+function opaVersionOf(binary) {
+  try {
+    const out = execFileSync(binary, ["version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    return /^Version:\s*(\S+)/m.exec(out)?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function findOnPath(name) {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
+  }
+  return null;
+}
+
+function installOpa() {
+  if (opaVersionOf(opaPath) === OPA_VERSION) return;
+  mkdirSync(toolsBin, { recursive: true });
+  rmSync(opaPath, { force: true });
+  const onPath = findOnPath("opa");
+  if (onPath && opaVersionOf(onPath) === OPA_VERSION) {
+    say(`using the OPA CLI ${OPA_VERSION} found at ${onPath}`);
+    symlinkSync(onPath, opaPath);
+    return;
+  }
+  const go = findOnPath("go");
+  if (!go) {
+    fail(
+      `the OPA CLI ${OPA_VERSION} is needed to compile policies/ to WebAssembly. ` +
+        `Put opa ${OPA_VERSION} on PATH, or install Go (>= 1.24) so that setup can run ` +
+        `'go install ${OPA_MODULE}@v${OPA_VERSION}' into .tools/bin.`,
+    );
+  }
+  say(`installing the OPA CLI ${OPA_VERSION} with go install (once; takes a minute or two)`);
+  run(go, ["install", `${OPA_MODULE}@v${OPA_VERSION}`], {
+    env: { ...process.env, GOBIN: toolsBin, GOFLAGS: "-mod=mod", CGO_ENABLED: "0" },
+  });
+  const got = opaVersionOf(opaPath);
+  if (got !== OPA_VERSION) fail(`go install produced ${opaPath} reporting version ${got ?? "nothing"}, expected ${OPA_VERSION}`);
+}
+
+function generateProtos() {
+  const xds = JSON.parse(readFileSync(join(root, "node_modules/@grpc/grpc-js-xds/package.json"), "utf8"));
+  const tsProto = JSON.parse(readFileSync(join(root, "node_modules/ts-proto/package.json"), "utf8"));
+  const stamp = join(root, "src", "gen", ".stamp");
+  const want = hashOf([
+    readFileSync(join(root, "buf.yaml")),
+    readFileSync(join(root, "proto", "buf.gen.yaml")),
+    xds.version,
+    tsProto.version,
+  ]);
+  if (readStamp(stamp) === want) return;
+  say("generating Envoy ext_authz stubs into src/gen (buf generate + ts-proto)");
+  run(join(root, "node_modules", ".bin", "buf"), ["generate", "--template", "proto/buf.gen.yaml"]);
+  writeFileSync(stamp, want);
+}
+
+function regoSources() {
+  const dir = join(root, "policies");
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".rego") && !f.endsWith("_test.rego"))
+    .sort()
+    .map((f) => join("policies", f));
+}
+
+function buildPolicy() {
+  const buildDir = join(root, "build");
+  const wasm = join(buildDir, "policy.wasm");
+  const stamp = join(buildDir, "policy.stamp");
+  const sources = regoSources();
+  const sdkCaps = readFileSync(join(root, "node_modules/@open-policy-agent/opa-wasm/capabilities.json"));
+  const want = hashOf([OPA_VERSION, sdkCaps, ...sources.flatMap((s) => [s, readFileSync(join(root, s))])]);
+  if (existsSync(wasm) && readStamp(stamp) === want) return;
+  say("compiling policies/*.rego to build/policy.wasm (opa build -t wasm)");
+  mkdirSync(buildDir, { recursive: true });
+  // The SDK's capabilities file lists the builtins its WASM runtime implements, so a policy
+  // using any other builtin fails here rather than on a request. It predates Rego v1, so the
+  // CLI's own parser features are added to it.
+  const caps = JSON.parse(sdkCaps.toString("utf8"));
+  const current = JSON.parse(execFileSync(opaPath, ["capabilities", "--current"], { encoding: "utf8" }));
+  caps.features = current.features;
+  caps.future_keywords = current.future_keywords;
+  const capsFile = join(buildDir, "capabilities.json");
+  writeFileSync(capsFile, JSON.stringify(caps));
+  const bundle = join(buildDir, "policy.tar.gz");
+  run(opaPath, [
+    "build",
+    "--target",
+    "wasm",
+    "--entrypoint",
+    "scitokens/authz/decision",
+    "--capabilities",
+    capsFile,
+    "--output",
+    bundle,
+    ...sources,
+  ]);
+  rmSync(wasm, { force: true });
+  // Bundle members carry a leading "/" that tar strips (and mentions on stderr).
+  run("tar", ["-xzf", bundle, "-C", buildDir, "/policy.wasm"], { stdio: ["ignore", "inherit", "ignore"] });
+  if (!existsSync(wasm)) fail(`opa build wrote ${bundle} without a policy.wasm`);
+  writeFileSync(stamp, want);
+}
+
+function compileTypeScript() {
+  say("compiling TypeScript (tsc)");
+  run(join(root, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.json"]);
+}
+
+checkNode();
+installPackages();
+installOpa();
+generateProtos();
+buildPolicy();
+compileTypeScript();
+say("ready");

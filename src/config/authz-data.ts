@@ -1,0 +1,200 @@
+import { dirname, resolve } from "node:path";
+import { z } from "zod";
+import { normalizeConfiguredPath } from "../paths/normalize.js";
+import { ConfigError } from "./config-error.js";
+import { readYamlFile, validate } from "./read-yaml.js";
+
+/** Path-style authorizations (SEMANTICS §6) and their default methods (§9). */
+export const DEFAULT_VERBS = {
+  read: ["GET", "HEAD", "OPTIONS", "PROPFIND"],
+  write: ["PUT", "POST", "PATCH", "DELETE", "MKCOL", "MOVE", "COPY", "PROPPATCH", "LOCK", "UNLOCK"],
+  "storage.read": ["GET", "HEAD", "OPTIONS", "PROPFIND"],
+  "storage.create": ["PUT", "MKCOL"],
+  "storage.modify": ["PUT", "POST", "PATCH", "DELETE", "MKCOL", "MOVE", "COPY", "PROPPATCH", "LOCK", "UNLOCK"],
+  "storage.stage": [],
+} as const satisfies Record<string, readonly string[]>;
+
+export type PathAuthz = keyof typeof DEFAULT_VERBS;
+export const PATH_AUTHZ = Object.keys(DEFAULT_VERBS) as PathAuthz[];
+
+/** Asymmetric JWS algorithms an issuer may be configured with (none and HMAC never). */
+export const ASYMMETRIC_ALGORITHMS = [
+  "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
+] as const;
+export const DEFAULT_ALGORITHMS = ["RS256", "ES256"] as const;
+
+const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+/** True when a URL may be fetched: HTTPS, or HTTP to a loopback host (SEMANTICS §3). */
+export function isFetchableUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.username || url.password) return false;
+  if (url.protocol === "https:") return true;
+  return url.protocol === "http:" && LOOPBACK_HOSTS.test(url.hostname);
+}
+
+const configuredPath = z.string().transform((raw, ctx) => {
+  const result = normalizeConfiguredPath(raw);
+  if (!result.ok) {
+    ctx.addIssue({ code: "custom", message: `expected an absolute path like "/data", got ${JSON.stringify(raw)}: ${result.why}` });
+    return z.NEVER;
+  }
+  return result.path;
+});
+
+const pathList = z.union([configuredPath.transform((p) => [p]), z.array(configuredPath).min(1, "expected at least one path")]);
+
+const method = z.string().regex(/^[A-Z][A-Z0-9_-]*$/, "expected an HTTP method in upper case, like GET or PROPFIND");
+const audience = z.string().min(1, "expected a non-empty audience string");
+const fetchableUrl = z.string().refine(isFetchableUrl, "expected an https:// URL (http:// only for loopback hosts: 127.0.0.0/8, [::1], localhost)");
+const seconds = z.number().int("expected a whole number of seconds").positive("expected a positive number of seconds");
+
+const issuerSchema = z
+  .strictObject({
+    issuer: z.string().min(1, "expected the exact `iss` value of the issuer's tokens"),
+    jwks_uri: fetchableUrl.optional(),
+    jwks_file: z.string().min(1).optional(),
+    base_path: pathList,
+    restricted_path: z.array(configuredPath).min(1, "expected at least one path, or leave restricted_path out").optional(),
+    audiences: z.array(audience).optional(),
+    algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS, { error: `expected one of ${ASYMMETRIC_ALGORITHMS.join(", ")} (none and HMAC are never allowed)` })).min(1).optional(),
+    max_lifetime: seconds.optional(),
+  })
+  .superRefine((entry, ctx) => {
+    if (entry.jwks_uri !== undefined && entry.jwks_file !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["jwks_file"], message: "give jwks_uri or jwks_file, not both" });
+    }
+    if (entry.jwks_uri === undefined && entry.jwks_file === undefined && !isFetchableUrl(entry.issuer)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["issuer"],
+        message: "OIDC discovery needs an https:// issuer (http:// only on loopback); or set jwks_uri or jwks_file",
+      });
+    }
+  });
+
+const namedScopeSchema = z.strictObject({
+  methods: z.array(method).min(1, "expected at least one method"),
+  paths: z.array(configuredPath).min(1).optional(),
+});
+
+const headersSchema = z.strictObject({
+  prefix: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "expected a lower-case header-name prefix like x-scitokens-").default("x-scitokens-"),
+  remove_authorization: z.boolean().default(false),
+});
+
+const authzDataSchema = z
+  .strictObject({
+    audiences: z.array(audience, { error: 'expected a list of audience strings (may be empty; "ANY" allowed)' }),
+    issuers: z.array(issuerSchema).min(1, "expected at least one trusted issuer"),
+    verbs: z.partialRecord(z.enum(PATH_AUTHZ), z.array(method)).optional(),
+    named_scopes: z.record(z.string().regex(/^[^\s:]+$/, "expected a scope name without spaces or colons"), namedScopeSchema).optional(),
+    headers: headersSchema.optional(),
+    realm: z.string().regex(/^[^"\\\r\n]+$/, "expected a realm without quotes, backslashes or line breaks").default("scitokens-authz"),
+    on_missing: z.enum(["deny", "passthrough"]).default("deny"),
+    on_invalid: z.enum(["deny", "passthrough"]).default("deny"),
+  })
+  .superRefine((data, ctx) => {
+    const seen = new Map<string, number>();
+    data.issuers.forEach((entry, i) => {
+      const first = seen.get(entry.issuer);
+      if (first !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["issuers", i, "issuer"], message: `duplicate of issuers[${first}]` });
+      }
+      seen.set(entry.issuer, i);
+    });
+    for (const name of Object.keys(data.named_scopes ?? {})) {
+      if ((PATH_AUTHZ as string[]).includes(name)) {
+        ctx.addIssue({ code: "custom", path: ["named_scopes", name], message: "is a path-style scope: configure its methods under verbs" });
+      }
+    }
+  });
+
+export interface IssuerPolicy {
+  readonly issuer: string;
+  readonly jwksUri?: string;
+  /** Absolute path, resolved against the data file's folder. */
+  readonly jwksFile?: string;
+  readonly basePaths: readonly string[];
+  readonly restrictedPaths: readonly string[] | null;
+  readonly audiences: readonly string[] | null;
+  readonly algorithms: readonly string[];
+  readonly maxLifetime: number | null;
+}
+
+/** Authorization data after validation: what TypeScript needs, and the document Rego sees. */
+export interface AuthzData {
+  readonly file: string;
+  readonly issuers: ReadonlyMap<string, IssuerPolicy>;
+  readonly headerPrefix: string;
+  readonly removeAuthorization: boolean;
+  readonly realm: string;
+  readonly onMissing: "deny" | "passthrough";
+  readonly onInvalid: "deny" | "passthrough";
+  /** The data document given to the WASM policy (policies/README.md). */
+  readonly policyData: Readonly<Record<string, unknown>>;
+}
+
+/** Validates authorization data (already parsed from YAML) read from `file`. */
+export function parseAuthzData(file: string, raw: unknown): AuthzData {
+  const data = validate(file, authzDataSchema, raw);
+  const base = dirname(file);
+  const issuers = new Map<string, IssuerPolicy>();
+  const policyIssuers: Record<string, unknown> = {};
+  for (const entry of data.issuers) {
+    const policy: IssuerPolicy = {
+      issuer: entry.issuer,
+      ...(entry.jwks_uri !== undefined ? { jwksUri: entry.jwks_uri } : {}),
+      ...(entry.jwks_file !== undefined ? { jwksFile: resolve(base, entry.jwks_file) } : {}),
+      basePaths: entry.base_path,
+      restrictedPaths: entry.restricted_path ?? null,
+      audiences: entry.audiences ?? null,
+      algorithms: entry.algorithms ?? [...DEFAULT_ALGORITHMS],
+      maxLifetime: entry.max_lifetime ?? null,
+    };
+    issuers.set(entry.issuer, Object.freeze(policy));
+    policyIssuers[entry.issuer] = {
+      base_path: policy.basePaths,
+      restricted_path: policy.restrictedPaths,
+      audiences: policy.audiences,
+    };
+  }
+  const verbs: Record<string, readonly string[]> = { ...DEFAULT_VERBS, ...(data.verbs ?? {}) };
+  const namedScopes: Record<string, unknown> = {};
+  for (const [name, scope] of Object.entries(data.named_scopes ?? {})) {
+    namedScopes[name] = { methods: scope.methods, paths: scope.paths ?? null };
+  }
+  const headers = data.headers ?? { prefix: "x-scitokens-", remove_authorization: false };
+  return Object.freeze({
+    file,
+    issuers,
+    headerPrefix: headers.prefix,
+    removeAuthorization: headers.remove_authorization,
+    realm: data.realm,
+    onMissing: data.on_missing,
+    onInvalid: data.on_invalid,
+    policyData: deepFreeze({ audiences: data.audiences, issuers: policyIssuers, verbs, named_scopes: namedScopes }),
+  });
+}
+
+/** Reads and validates an authorization data YAML file. */
+export async function loadAuthzData(file: string): Promise<AuthzData> {
+  const raw = await readYamlFile(file);
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(file, ["(top level): expected a mapping with audiences and issuers"]);
+  }
+  return parseAuthzData(file, raw);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,114 @@
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { ConfigError } from "./config-error.js";
+import { readYamlFile, validate } from "./read-yaml.js";
+
+/** The repository root (dist/config/ or src/config/ are two levels below it). */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const DEMO_DATA_FILE = resolve(PACKAGE_ROOT, "policies", "demo.yaml");
+export const BUILT_POLICY_FILE = resolve(PACKAGE_ROOT, "build", "policy.wasm");
+
+const listen = z.string().transform((value, ctx) => {
+  const parsed = parseListen(value);
+  if (!parsed) {
+    ctx.addIssue({ code: "custom", message: `expected "host:port" (port 0-65535; IPv6 as "[::1]:9292"), got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const seconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).nonnegative(`expected ${what} in seconds, not negative`);
+const positiveInt = (what: string) => z.number({ error: `expected ${what}` }).int(`expected ${what} as a whole number`).positive(`expected ${what} above 0`);
+
+const schema = z.strictObject({
+  grpc: z.strictObject({ listen }),
+  policy: z
+    .strictObject({
+      data: z.string().min(1).optional(),
+      bundle: z.string().min(1).optional(),
+    })
+    .default({}),
+  tokens: z
+    .strictObject({
+      max_bytes: positiveInt("a token size limit in bytes").default(16 * 1024),
+      leeway_seconds: seconds("the clock-skew leeway").default(60),
+      cache_entries: z.number().int().nonnegative("expected 0 (no cache) or more entries").default(10_000),
+    })
+    .default({ max_bytes: 16 * 1024, leeway_seconds: 60, cache_entries: 10_000 }),
+  keys: z
+    .strictObject({
+      cache_dir: z.string().min(1).optional(),
+      refresh_interval_seconds: seconds("the key refresh interval").default(600),
+      max_stale_seconds: seconds("the maximum key staleness").default(4 * 24 * 3600),
+      unknown_kid_cooldown_seconds: seconds("the unknown-kid refetch cooldown").default(30),
+      fetch_timeout_seconds: seconds("the key fetch timeout").default(5),
+      max_response_bytes: positiveInt("a response size limit in bytes").default(1024 * 1024),
+    })
+    .default({ refresh_interval_seconds: 600, max_stale_seconds: 4 * 24 * 3600, unknown_kid_cooldown_seconds: 30, fetch_timeout_seconds: 5, max_response_bytes: 1024 * 1024 }),
+  log: z
+    .strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
+    .default({ level: "info" }),
+});
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function parseListen(value: string): ListenAddress | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port > 65535) return null;
+  return { host: m[1]!, port };
+}
+
+export interface ServiceConfig {
+  readonly file: string;
+  readonly listen: ListenAddress;
+  /** Absolute path of the authorization data YAML. */
+  readonly dataFile: string;
+  /** Absolute path of the compiled policy (policy.wasm). */
+  readonly bundleFile: string;
+  readonly tokens: { readonly maxBytes: number; readonly leewaySeconds: number; readonly cacheEntries: number };
+  readonly keys: {
+    readonly cacheDir: string | null;
+    readonly refreshIntervalMs: number;
+    readonly maxStaleMs: number;
+    readonly unknownKidCooldownMs: number;
+    readonly fetchTimeoutMs: number;
+    readonly maxResponseBytes: number;
+  };
+  readonly logLevel: string;
+}
+
+/** Validates a service config (parsed YAML) from `file`; relative paths resolve against its folder. */
+export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(file, ["(top level): expected a mapping with at least grpc.listen"]);
+  }
+  const c = validate(file, schema, raw);
+  const base = dirname(file);
+  return Object.freeze({
+    file,
+    listen: c.grpc.listen,
+    dataFile: c.policy.data !== undefined ? resolve(base, c.policy.data) : DEMO_DATA_FILE,
+    bundleFile: c.policy.bundle !== undefined ? resolve(base, c.policy.bundle) : BUILT_POLICY_FILE,
+    tokens: { maxBytes: c.tokens.max_bytes, leewaySeconds: c.tokens.leeway_seconds, cacheEntries: c.tokens.cache_entries },
+    keys: {
+      cacheDir: c.keys.cache_dir !== undefined ? resolve(base, c.keys.cache_dir) : null,
+      refreshIntervalMs: c.keys.refresh_interval_seconds * 1000,
+      maxStaleMs: c.keys.max_stale_seconds * 1000,
+      unknownKidCooldownMs: c.keys.unknown_kid_cooldown_seconds * 1000,
+      fetchTimeoutMs: c.keys.fetch_timeout_seconds * 1000,
+      maxResponseBytes: c.keys.max_response_bytes,
+    },
+    logLevel: c.log.level,
+  });
+}
+
+export async function loadServiceConfig(file: string): Promise<ServiceConfig> {
+  const absolute = resolve(file);
+  return parseServiceConfig(absolute, await readYamlFile(absolute));
+}

@@ -1,0 +1,99 @@
+/**
+ * Path handling shared by request paths (SEMANTICS §7), scope paths (§6) and configured
+ * base/restricted paths (§8). Every function is pure and returns either a normalized
+ * absolute path (no empty, `.` or `..` segments, no trailing slash except `/` itself) or
+ * the reason the input is refused.
+ */
+
+export type PathResult = { ok: true; path: string; segments: string[] } | { ok: false; why: string };
+
+const HEX = /^[0-9A-Fa-f]{2}$/;
+// C0 controls and DEL.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+// Encoded separators, and what a second decoding would turn into a dot segment or a separator.
+const ENCODED_SEPARATOR = /%(2f|5c)/i;
+const DOUBLE_ENCODED = /%(2e|2f|5c)/i;
+
+/** Percent-decodes once; `null` when an escape is not `%` followed by two hex digits or the bytes are not UTF-8. */
+export function percentDecodeOnce(raw: string): string | null {
+  if (!raw.includes("%")) return raw;
+  for (let i = raw.indexOf("%"); i !== -1; i = raw.indexOf("%", i + 1)) {
+    if (!HEX.test(raw.slice(i + 1, i + 3))) return null;
+  }
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+}
+
+function splitSegments(decoded: string): { segments: string[] } | { why: string } {
+  const segments: string[] = [];
+  for (const segment of decoded.split("/")) {
+    if (segment === "") continue;
+    if (segment === "." || segment === "..") return { why: `a "${segment}" segment` };
+    segments.push(segment);
+  }
+  return { segments };
+}
+
+function joinSegments(segments: string[]): string {
+  return segments.length === 0 ? "/" : `/${segments.join("/")}`;
+}
+
+/**
+ * Normalizes an HTTP request path (SEMANTICS §7): drops query and fragment, refuses
+ * what an authorizer must not guess about (dot segments raw or encoded, encoded or raw
+ * `\`, encoded `/`, control characters, bad escapes, double-encoded dots and
+ * separators), decodes once and collapses repeated `/`.
+ */
+export function normalizeRequestPath(raw: string): PathResult {
+  let end = raw.length;
+  const q = raw.indexOf("?");
+  if (q !== -1) end = q;
+  const h = raw.indexOf("#");
+  if (h !== -1 && h < end) end = h;
+  const path = raw.slice(0, end);
+  if (!path.startsWith("/")) return { ok: false, why: "the path does not start with /" };
+  if (CONTROL.test(path)) return { ok: false, why: "a control character" };
+  if (path.includes("\\")) return { ok: false, why: "a backslash" };
+  if (ENCODED_SEPARATOR.test(path)) return { ok: false, why: "an encoded / or \\" };
+  const decoded = percentDecodeOnce(path);
+  if (decoded === null) return { ok: false, why: "invalid percent-encoding" };
+  if (CONTROL.test(decoded)) return { ok: false, why: "an encoded control character" };
+  if (DOUBLE_ENCODED.test(decoded)) return { ok: false, why: "a double-encoded dot or separator" };
+  const split = splitSegments(decoded);
+  if ("why" in split) return { ok: false, why: split.why };
+  return { ok: true, path: joinSegments(split.segments), segments: split.segments };
+}
+
+/**
+ * Normalizes the path of a path-style scope (SEMANTICS §6): decoded once, made absolute,
+ * collapsed. Dot segments, encoded separators, NUL (or any control character) and a `%`
+ * remaining after decoding make the scope, and so the whole token, invalid.
+ */
+export function normalizeScopePath(raw: string): PathResult {
+  if (ENCODED_SEPARATOR.test(raw)) return { ok: false, why: "an encoded / or \\" };
+  const decoded = percentDecodeOnce(raw);
+  if (decoded === null) return { ok: false, why: "invalid percent-encoding" };
+  if (CONTROL.test(decoded)) return { ok: false, why: "a control character" };
+  if (decoded.includes("%")) return { ok: false, why: "a % remaining after decoding" };
+  if (decoded.includes("\\")) return { ok: false, why: "a backslash" };
+  const split = splitSegments(decoded);
+  if ("why" in split) return { ok: false, why: split.why };
+  return { ok: true, path: joinSegments(split.segments), segments: split.segments };
+}
+
+/**
+ * Normalizes an operator-configured path (base_path, restricted_path, named-scope
+ * prefixes): must be absolute; not decoded (configuration is written decoded).
+ */
+export function normalizeConfiguredPath(raw: string): PathResult {
+  if (!raw.startsWith("/")) return { ok: false, why: "it does not start with /" };
+  if (CONTROL.test(raw)) return { ok: false, why: "it contains a control character" };
+  if (raw.includes("\\")) return { ok: false, why: "it contains a backslash" };
+  const split = splitSegments(raw);
+  if ("why" in split) return { ok: false, why: `it contains ${split.why}` };
+  return { ok: true, path: joinSegments(split.segments), segments: split.segments };
+}
