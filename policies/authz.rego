@@ -1,0 +1,208 @@
+# METADATA
+# title: scitokens-authz decision
+# description: |
+#   Decides one Envoy Check from a verified, normalized token and request
+#   (shared/SEMANTICS.md §5-§9). TypeScript builds `input` and sets the
+#   normalized policy data; see policies/README.md for both contracts.
+package scitokens.authz
+
+# Decision: the first failing check wins (README "Decision").
+# The default is only reached if the allowed branch cannot be built (a
+# malformed scope); it denies.
+default decision := {"allow": false, "reason": "scope_insufficient", "scope": null, "create_only": false}
+
+decision := _deny("issuer_untrusted") if {
+	not _issuer
+} else := _deny("audience_mismatch") if {
+	not _audience_ok
+} else := _deny("path_outside_base") if {
+	not _request_in_base
+} else := _deny("method_unmapped") if {
+	not _method_mapped
+} else := _deny("scope_insufficient") if {
+	count(_granting) == 0
+} else := {
+	"allow": true,
+	"reason": "allowed",
+	"scope": object.get(_first_granting, "raw", null),
+	"create_only": _create_only,
+}
+
+_deny(reason) := {"allow": false, "reason": reason, "scope": null, "create_only": false}
+
+# --- Request ---------------------------------------------------------------
+
+_issuer := data.issuers[input.token.iss]
+
+_method := input.attributes.request.http.method
+
+_request_path := p if {
+	p := input.path
+	_valid_path(p)
+}
+
+_valid_path(p) if {
+	is_string(p)
+	startswith(p, "/")
+}
+
+# MOVE and COPY also need the grant on the Destination path (SEMANTICS §9).
+_destination_methods := {"MOVE", "COPY"}
+
+_needs_destination if {
+	_method in _destination_methods
+	object.get(input, "destination", null) != null
+}
+
+# --- §5 Audience -----------------------------------------------------------
+
+_any_audiences := {"ANY", "https://wlcg.cern.ch/jwt/v1/any"}
+
+# Profiles in which `aud` is optional; SciTokens 2 and WLCG 1 require it.
+_aud_optional_profiles := {"scitokens:1"}
+
+_accepted_audiences := a if {
+	a := object.get(_issuer, "audiences", null)
+	a != null
+} else := a if {
+	a := data.audiences
+} else := []
+
+_token_aud := object.get(input.token, "aud", null)
+
+_token_aud_values := [a] if {
+	a := _token_aud
+	is_string(a)
+} else := a if {
+	a := _token_aud
+	is_array(a)
+}
+
+_audience_ok if {
+	_token_aud == null
+	input.token.profile in _aud_optional_profiles
+	count(_accepted_audiences) == 0
+}
+
+_audience_ok if {
+	some a in _token_aud_values
+	not a in _any_audiences
+	a in _accepted_audiences
+}
+
+_audience_ok if {
+	some a in _token_aud_values
+	a in _any_audiences
+	"ANY" in _accepted_audiences
+}
+
+# --- §7 Path matching ------------------------------------------------------
+
+# covers(P, R): P is R or an ancestor of R, on whole path components.
+_covers(prefix, _) if prefix == "/"
+
+_covers(prefix, p) if p == prefix
+
+_covers(prefix, p) if startswith(p, concat("", [prefix, "/"]))
+
+# join(b, p): scope and restricted paths are relative to a base path.
+_join(b, p) := p if {
+	b == "/"
+} else := b if {
+	p == "/"
+} else := concat("", [b, p])
+
+# --- §8 Base and restricted paths ------------------------------------------
+
+_request_in_base if {
+	some b in _issuer.base_path
+	_covers(b, _request_path)
+}
+
+_restricted := object.get(_issuer, "restricted_path", null)
+
+_restricted_ok(_, _) if _restricted == null
+
+_restricted_ok(b, p) if {
+	some r in _restricted
+	_covers(_join(b, r), p)
+}
+
+# --- §9 Methods ------------------------------------------------------------
+
+_method_mapped if {
+	some methods in data.verbs
+	_method in methods
+}
+
+_method_mapped if {
+	some named in data.named_scopes
+	_method in named.methods
+}
+
+# --- §6/§9 Grants ----------------------------------------------------------
+
+_path_style(authz) if data.verbs[authz]
+
+# Path-style scope: method mapped to its authz, path under base + scope path
+# (and under base + a restricted path, when the issuer has any).
+_grants_path(scope, p) if {
+	_method in data.verbs[scope.authz]
+	is_string(scope.path)
+	some b in _issuer.base_path
+	_covers(_join(b, scope.path), p)
+	_restricted_ok(b, p)
+}
+
+# Named scope: method mapped to it, path under one of its prefixes (or
+# anywhere when it has none), and never outside base or restricted paths.
+_grants_path(scope, p) if {
+	not _path_style(scope.authz)
+	named := data.named_scopes[scope.authz]
+	_method in named.methods
+	_named_path_ok(object.get(named, "paths", null), p)
+	some b in _issuer.base_path
+	_covers(b, p)
+	_restricted_ok(b, p)
+}
+
+_named_path_ok(null, _)
+
+_named_path_ok(prefixes, p) if {
+	some prefix in prefixes
+	_covers(prefix, p)
+}
+
+_scope_grants(scope) if {
+	not _needs_destination
+	_grants_path(scope, _request_path)
+}
+
+_scope_grants(scope) if {
+	_needs_destination
+	_valid_path(input.destination)
+	_grants_path(scope, _request_path)
+	_grants_path(scope, input.destination)
+}
+
+# Indexes (token order) of the scopes that grant this request.
+_granting contains i if {
+	some i, scope in input.token.scopes
+	_scope_grants(scope)
+}
+
+_first_granting := input.token.scopes[min(_granting)]
+
+# Only storage.create grants: the service makes the upload create-only
+# (If-None-Match: *), so an existing object is never overwritten.
+default _create_only := false
+
+_create_only if {
+	count(_granting) > 0
+	not _grant_beyond_create
+}
+
+_grant_beyond_create if {
+	some i in _granting
+	input.token.scopes[i].authz != "storage.create"
+}

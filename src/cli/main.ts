@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError } from "../config/config-error.js";
+import { PACKAGE_ROOT } from "../config/service-config.js";
+import { buildCheckRequest, describeResponse, sendCheck } from "./check.js";
+import { DEMO, serve } from "./serve.js";
+import { tokenCreate } from "./token-create.js";
+
+const USAGE = `scitokens-authz: an Envoy ext_authz service for SciTokens and WLCG tokens
+
+Usage:
+  scitokens-authz serve [--config FILE] [--listen HOST:PORT]
+      Without --config: the embedded default (demo policy + a development issuer on loopback).
+  scitokens-authz token create [--scope S]... [--aud A]... [--lifetime SECONDS]
+                               [--profile scitokens2|wlcg1|scitokens1] [--sub SUBJECT] [--group G]...
+      Mints a token with the running development issuer's key (start \`serve\` first).
+  scitokens-authz check --path PATH [--method GET] [--token TOKEN] [--host HOST]
+                        [--header NAME:VALUE]... [--route NAME] [--target HOST:PORT]
+      Sends one Envoy-shaped CheckRequest and prints the decision (exit 0 allowed, 1 denied).
+  scitokens-authz version | help
+`;
+
+class UsageError extends Error {}
+
+function one<T>(values: T[] | undefined): T | undefined {
+  return values?.[values.length - 1];
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "serve": {
+      const { values } = parseArgs({ args: rest, options: { config: { type: "string" }, listen: { type: "string" } }, strict: true });
+      await serve({ config: values.config, listen: values.listen });
+      return 0;
+    }
+    case "token": {
+      const [sub, ...args] = rest;
+      if (sub !== "create") throw new UsageError(`unknown token subcommand ${JSON.stringify(sub ?? "")}: expected "token create"`);
+      const { values } = parseArgs({
+        args,
+        options: {
+          scope: { type: "string", multiple: true },
+          aud: { type: "string", multiple: true },
+          lifetime: { type: "string", default: "600" },
+          profile: { type: "string", default: "scitokens2" },
+          sub: { type: "string" },
+          group: { type: "string", multiple: true },
+          state: { type: "string", default: DEMO.stateFile },
+        },
+        strict: true,
+      });
+      const lifetime = Number(values.lifetime);
+      if (!Number.isInteger(lifetime) || lifetime <= 0) throw new UsageError(`--lifetime: expected a positive whole number of seconds, got ${values.lifetime}`);
+      const profile = values.profile;
+      if (profile !== "scitokens2" && profile !== "wlcg1" && profile !== "scitokens1") {
+        throw new UsageError(`--profile: expected scitokens2, wlcg1 or scitokens1, got ${profile}`);
+      }
+      const token = await tokenCreate({
+        stateFile: resolve(values.state),
+        scopes: values.scope ?? [],
+        audiences: values.aud ?? [DEMO.audience],
+        lifetimeSeconds: lifetime,
+        profile,
+        subject: values.sub,
+        groups: values.group ?? [],
+      });
+      process.stdout.write(`${token}\n`);
+      return 0;
+    }
+    case "check": {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          target: { type: "string", default: DEMO.listen },
+          method: { type: "string", default: "GET" },
+          path: { type: "string" },
+          host: { type: "string", default: "storage.example.org" },
+          token: { type: "string" },
+          header: { type: "string", multiple: true },
+          route: { type: "string" },
+        },
+        strict: true,
+      });
+      if (values.path === undefined) throw new UsageError("--path is required");
+      const headers: Record<string, string> = {};
+      for (const h of values.header ?? []) {
+        const colon = h.indexOf(":");
+        if (colon <= 0) throw new UsageError(`--header: expected NAME:VALUE, got ${JSON.stringify(h)}`);
+        headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+      }
+      const request = buildCheckRequest({
+        target: values.target,
+        method: values.method,
+        path: values.path,
+        host: values.host,
+        token: values.token,
+        headers,
+        route: values.route,
+      });
+      const response = await sendCheck(values.target, request);
+      process.stdout.write(`${describeResponse(response)}\n`);
+      return response.status?.code === 0 ? 0 : 1;
+    }
+    case "version":
+    case "--version": {
+      const pkg = JSON.parse(readFileSync(resolve(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
+      process.stdout.write(`scitokens-authz ${pkg.version}\n`);
+      return 0;
+    }
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`scitokens-authz: configuration error: ${error.message}\n`);
+      process.exitCode = 2;
+    } else if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`scitokens-authz: ${(error as Error).message}\n\n${USAGE}`);
+      process.exitCode = 64;
+    } else {
+      process.stderr.write(`scitokens-authz: ${(error as Error).message ?? String(error)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,99 @@
+import { resolve } from "node:path";
+import { ConfigError } from "../config/config-error.js";
+import { BUILT_POLICY_FILE, DEMO_DATA_FILE, PACKAGE_ROOT, type ServiceConfig, loadServiceConfig, parseListen, parseServiceConfig } from "../config/service-config.js";
+import { type DevIssuer, mintToken, startDevIssuer } from "../dev-issuer/index.js";
+import { createLogger } from "../observability/logger.js";
+import { startService } from "../server/service.js";
+
+/** The embedded default (no --config): the demo policy and its development issuer. */
+export const DEMO = {
+  listen: "127.0.0.1:9292",
+  issuerHost: "127.0.0.1",
+  issuerPort: 8484,
+  issuerPath: "/dev",
+  audience: "https://storage.example.org",
+  stateFile: resolve(PACKAGE_ROOT, ".state", "dev-issuer.json"),
+} as const;
+
+export interface ServeOptions {
+  readonly config?: string | undefined;
+  readonly listen?: string | undefined;
+}
+
+function demoConfig(listen: string): ServiceConfig {
+  return parseServiceConfig("(embedded default)", {
+    grpc: { listen },
+    policy: { data: DEMO_DATA_FILE, bundle: BUILT_POLICY_FILE },
+  });
+}
+
+/** `scitokens-authz serve`: runs until SIGINT/SIGTERM, then drains and exits. */
+export async function serve(options: ServeOptions): Promise<void> {
+  let config = options.config !== undefined ? await loadServiceConfig(options.config) : demoConfig(options.listen ?? DEMO.listen);
+  if (options.listen !== undefined) {
+    const listen = parseListen(options.listen);
+    if (!listen) throw new ConfigError("--listen", [`expected "host:port", got ${JSON.stringify(options.listen)}`]);
+    config = { ...config, listen };
+  }
+  const logger = createLogger(config.logLevel);
+  let devIssuer: DevIssuer | undefined;
+  if (options.config === undefined) {
+    devIssuer = await startDevIssuer({ host: DEMO.issuerHost, port: DEMO.issuerPort, path: DEMO.issuerPath, stateFile: DEMO.stateFile });
+  }
+  let service;
+  try {
+    service = await startService(config, { logger });
+  } catch (error) {
+    await devIssuer?.close();
+    throw error;
+  }
+  if (devIssuer) await printDemo(devIssuer, `${config.listen.host}:${service.port}`);
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, "shutting down");
+      resolveStop();
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await service.close();
+  await devIssuer?.close();
+  logger.flush();
+}
+
+async function printDemo(issuer: DevIssuer, target: string): Promise<void> {
+  const token = await mintToken({
+    privateKey: issuer.privateKey,
+    alg: issuer.alg,
+    kid: issuer.kid,
+    issuer: issuer.issuer,
+    audience: DEMO.audience,
+    scopes: ["read:/data"],
+    lifetimeSeconds: 3600,
+  });
+  const check = `npx scitokens-authz check --target ${target}`;
+  const lines = [
+    "",
+    `scitokens-authz is serving envoy.service.auth.v3.Authorization/Check on ${target} (plaintext gRPC)`,
+    `  policy: policies/authz.rego (build/policy.wasm) with data policies/demo.yaml`,
+    `  development issuer: ${issuer.issuer} (ephemeral ${issuer.alg} key, loopback only)`,
+    "",
+    `A token from the development issuer (aud ${DEMO.audience}, scope "read:/data", valid 1 h):`,
+    "",
+    `  export TOKEN=${token}`,
+    "",
+    "Allowed: read under the demo base path /protected + the scope path /data",
+    `  ${check} --token "$TOKEN" --method GET --path /protected/data/hello.txt`,
+    "",
+    "Denied (403 scope_insufficient): the same token cannot write",
+    `  ${check} --token "$TOKEN" --method PUT --path /protected/data/hello.txt`,
+    "",
+    "Denied (401 token_missing): no token",
+    `  ${check} --method GET --path /protected/data/hello.txt`,
+    "",
+    "More tokens:  npx scitokens-authz token create --scope storage.create:/data/new --aud " + DEMO.audience,
+    "Stop with Ctrl-C. Decision logs follow as JSON lines.",
+    "",
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+}

@@ -1,0 +1,155 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { AuthzData } from "../config/authz-data.js";
+import { type Decision, decisionToResponse } from "../envoy/decision-to-response.js";
+import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
+import { buildPolicyInput } from "../envoy/policy-input.js";
+import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
+import { normalizeRequestPath } from "../paths/normalize.js";
+import type { PolicyEngine } from "../policy/engine.js";
+import { extractBearer } from "../token/bearer.js";
+import type { VerifiedToken } from "../token/claims.js";
+import type { TokenVerifier } from "../token/verify.js";
+import { DenyError, type DenyReason } from "./reasons.js";
+
+export interface AuthorizerParts {
+  readonly data: AuthzData;
+  readonly verifier: TokenVerifier;
+  readonly engine: PolicyEngine;
+  readonly maxTokenBytes: number;
+  readonly logger: Logger;
+  readonly newId?: () => string;
+}
+
+/** Token problems that `on_invalid: passthrough` lets through (SEMANTICS §10). */
+const INVALID_TOKEN_REASONS: ReadonlySet<DenyReason> = new Set<DenyReason>([
+  "token_malformed",
+  "token_too_large",
+  "profile_unknown",
+  "alg_not_allowed",
+  "issuer_untrusted",
+  "key_not_found",
+  "signature_invalid",
+  "token_expired",
+  "token_not_yet_valid",
+  "token_issued_in_future",
+  "claim_invalid",
+  "audience_mismatch",
+  "scope_invalid",
+]);
+
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+
+/** The raw path of a WebDAV Destination header (an absolute URI or an absolute path). */
+function destinationPath(value: string): string {
+  const authority = ABSOLUTE_URI.exec(value);
+  if (!authority) return value;
+  const rest = value.slice(authority[0].length);
+  return rest === "" || rest.startsWith("?") || rest.startsWith("#") ? `/${rest}` : rest;
+}
+
+/**
+ * One Check, from CheckRequest to CheckResponse: path → bearer → verified token →
+ * policy. A client's bad input (DenyError) becomes a denied response; anything else
+ * propagates so that the gRPC layer returns an error and Envoy's failure_mode_allow
+ * decides (this is the one place that draws that line).
+ */
+export class Authorizer {
+  readonly #parts: AuthorizerParts;
+  readonly #newId: () => string;
+
+  constructor(parts: AuthorizerParts) {
+    this.#parts = parts;
+    this.#newId = parts.newId ?? randomUUID;
+  }
+
+  async check(request: CheckRequest): Promise<CheckResponse> {
+    const started = process.hrtime.bigint();
+    const http = readHttpRequest(request);
+    const id = this.#newId();
+    let decision: Decision;
+    let token: VerifiedToken | undefined;
+    let tokenPresented = false;
+    let path: string | undefined;
+    try {
+      const normalized = normalizeRequestPath(http.rawPath);
+      if (!normalized.ok) throw new DenyError("path_invalid", normalized.why);
+      path = normalized.path;
+      const bearer = this.#bearer(http, () => (tokenPresented = true));
+      if (bearer === null) {
+        decision = { id, reason: this.#parts.data.onMissing === "passthrough" ? "passthrough" : "token_missing", tokenPresented };
+      } else {
+        token = await this.#parts.verifier.verify(bearer);
+        decision = this.#decide(id, http, normalized.path, normalized.segments, token);
+      }
+    } catch (error) {
+      if (!(error instanceof DenyError)) throw error;
+      decision = this.#denied(id, error, tokenPresented);
+    }
+    this.#log(decision, http, path, token, started);
+    const data = this.#parts.data;
+    return decisionToResponse(decision, {
+      headerPrefix: data.headerPrefix,
+      realm: data.realm,
+      removeAuthorization: data.removeAuthorization,
+    });
+  }
+
+  #bearer(http: HttpRequestView, presented: () => void): string | null {
+    if (http.authorization === undefined) return null;
+    try {
+      const bearer = extractBearer(http.authorization, this.#parts.maxTokenBytes);
+      if (bearer !== null) presented();
+      return bearer;
+    } catch (error) {
+      presented();
+      throw error;
+    }
+  }
+
+  #decide(id: string, http: HttpRequestView, path: string, segments: string[], token: VerifiedToken): Decision {
+    let destination: string | null = null;
+    if ((http.method === "MOVE" || http.method === "COPY") && http.destination !== undefined) {
+      const normalized = normalizeRequestPath(destinationPath(http.destination));
+      if (!normalized.ok) throw new DenyError("path_invalid", `Destination has ${normalized.why}`);
+      destination = normalized.path;
+    }
+    const input = buildPolicyInput({
+      method: http.method,
+      host: http.host,
+      path,
+      segments,
+      destination,
+      route: http.contextExtensions["route"] ?? null,
+      token,
+    });
+    const result = this.#parts.engine.evaluate(input);
+    if (!result.allow) throw new DenyError(result.reason as DenyReason);
+    return { id, reason: "allowed", tokenPresented: true, token, scope: result.scope, createOnly: result.createOnly };
+  }
+
+  #denied(id: string, error: DenyError, tokenPresented: boolean): Decision {
+    if (this.#parts.data.onInvalid === "passthrough" && INVALID_TOKEN_REASONS.has(error.code)) {
+      return { id, reason: "passthrough", tokenPresented };
+    }
+    return { id, reason: error.code, tokenPresented };
+  }
+
+  #log(decision: Decision, http: HttpRequestView, path: string | undefined, token: VerifiedToken | undefined, started: bigint): void {
+    const micros = Number((process.hrtime.bigint() - started) / 1000n);
+    this.#parts.logger.info(
+      {
+        decision_id: decision.id,
+        reason: decision.reason,
+        allowed: decision.reason === "allowed" || decision.reason === "passthrough",
+        method: http.method,
+        path: path ?? null,
+        iss: token?.iss ?? null,
+        sub: token?.sub ?? null,
+        scope: decision.scope ?? null,
+        duration_us: micros,
+      },
+      "decision",
+    );
+  }
+}

@@ -1,0 +1,145 @@
+import type { DenyReason, ReasonCode } from "../decision/reasons.js";
+import type { CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
+import { type HeaderValueOption, HeaderValueOption_HeaderAppendAction } from "../gen/envoy/config/core/v3/base.js";
+import { StatusCode as HttpStatusCode } from "../gen/envoy/type/v3/http_status.js";
+import type { VerifiedToken } from "../token/claims.js";
+
+/** gRPC status codes used in CheckResponse.status (google.rpc.Code). */
+export const GrpcCode = {
+  OK: 0,
+  INVALID_ARGUMENT: 3,
+  PERMISSION_DENIED: 7,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/** One decision for one Check; everything the response and the decision log need. */
+export interface Decision {
+  readonly id: string;
+  readonly reason: ReasonCode;
+  /** Whether the client presented a bearer token (RFC 6750 error parameter). */
+  readonly tokenPresented: boolean;
+  /** Set when allowed with a verified token. */
+  readonly token?: VerifiedToken;
+  readonly scope?: string | null;
+  readonly createOnly?: boolean;
+}
+
+export interface ResponseSettings {
+  readonly headerPrefix: string;
+  readonly realm: string;
+  readonly removeAuthorization: boolean;
+}
+
+interface DenyShape {
+  readonly http: number;
+  readonly grpc: number;
+  /** RFC 6750 §3.1 error code in WWW-Authenticate, or none. */
+  readonly bearerError: "invalid_token" | "insufficient_scope" | null;
+  readonly error: string;
+}
+
+const unauthenticated: DenyShape = { http: 401, grpc: GrpcCode.UNAUTHENTICATED, bearerError: "invalid_token", error: "unauthorized" };
+const forbidden: DenyShape = { http: 403, grpc: GrpcCode.PERMISSION_DENIED, bearerError: "insufficient_scope", error: "forbidden" };
+
+/** SEMANTICS §11: how each deny reason reaches the client. */
+export const DENY_SHAPES: Readonly<Record<DenyReason, DenyShape>> = {
+  token_missing: { ...unauthenticated, bearerError: null },
+  token_malformed: unauthenticated,
+  token_too_large: unauthenticated,
+  profile_unknown: unauthenticated,
+  alg_not_allowed: unauthenticated,
+  issuer_untrusted: unauthenticated,
+  key_not_found: unauthenticated,
+  signature_invalid: unauthenticated,
+  token_expired: unauthenticated,
+  token_not_yet_valid: unauthenticated,
+  token_issued_in_future: unauthenticated,
+  claim_invalid: unauthenticated,
+  audience_mismatch: unauthenticated,
+  scope_invalid: unauthenticated,
+  key_unavailable: { http: 503, grpc: GrpcCode.UNAVAILABLE, bearerError: null, error: "unavailable" },
+  path_invalid: { http: 400, grpc: GrpcCode.INVALID_ARGUMENT, bearerError: null, error: "bad_request" },
+  path_outside_base: forbidden,
+  method_unmapped: forbidden,
+  scope_insufficient: forbidden,
+};
+
+/** Identity header suffixes, set on allow and always stripped from what the client sent. */
+export const IDENTITY_HEADERS = ["subject", "issuer", "scope", "groups", "jti"] as const;
+
+function set(key: string, value: string): HeaderValueOption {
+  return {
+    header: { key, value, rawValue: Buffer.alloc(0) },
+    append: undefined,
+    appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
+    keepEmptyValue: false,
+  };
+}
+
+function identityValues(decision: Decision): Record<(typeof IDENTITY_HEADERS)[number], string | null> {
+  const token = decision.token;
+  return {
+    subject: token?.sub ?? null,
+    issuer: token?.iss ?? null,
+    scope: decision.scope ?? null,
+    groups: token && token.groups.length > 0 ? token.groups.join(",") : null,
+    jti: token?.jti ?? null,
+  };
+}
+
+// Header values must not carry line breaks or other controls; claims are attacker-influenced
+// only within a verified token, but an issuer's odd `sub` must not break the upstream request.
+// eslint-disable-next-line no-control-regex
+const UNSAFE_HEADER_VALUE = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Maps a decision to Envoy's CheckResponse (SEMANTICS §11). Pure: no I/O, so it is tested
+ * with tables. Allowed requests get identity headers (client copies replaced or removed);
+ * denied ones get the HTTP status, WWW-Authenticate and a small JSON body, never the
+ * token or its claims.
+ */
+export function decisionToResponse(decision: Decision, settings: ResponseSettings): CheckResponse {
+  const dynamicMetadata = { decision_id: decision.id, reason: decision.reason };
+  if (decision.reason === "allowed" || decision.reason === "passthrough") {
+    const headers: HeaderValueOption[] = [];
+    const headersToRemove: string[] = [];
+    const values = identityValues(decision);
+    for (const suffix of IDENTITY_HEADERS) {
+      const name = `${settings.headerPrefix}${suffix}`;
+      const value = decision.reason === "allowed" ? values[suffix] : null;
+      if (value !== null && !UNSAFE_HEADER_VALUE.test(value)) headers.push(set(name, value));
+      else headersToRemove.push(name);
+    }
+    if (decision.createOnly) headers.push(set("if-none-match", "*"));
+    if (settings.removeAuthorization) headersToRemove.push("authorization");
+    return {
+      status: { code: GrpcCode.OK, message: "", details: [] },
+      okResponse: {
+        headers,
+        headersToRemove,
+        dynamicMetadata: undefined,
+        responseHeadersToAdd: [],
+        queryParametersToSet: [],
+        queryParametersToRemove: [],
+      },
+      dynamicMetadata,
+    };
+  }
+  const shape = DENY_SHAPES[decision.reason];
+  const headers: HeaderValueOption[] = [set("content-type", "application/json")];
+  if (shape.http === 401 || shape.http === 403) {
+    const error = decision.tokenPresented && shape.bearerError ? `, error="${shape.bearerError}"` : "";
+    headers.push(set("www-authenticate", `Bearer realm="${settings.realm}"${error}`));
+  }
+  if (shape.http === 503) headers.push(set("retry-after", "30"));
+  return {
+    status: { code: shape.grpc, message: decision.reason, details: [] },
+    deniedResponse: {
+      status: { code: shape.http as HttpStatusCode },
+      headers,
+      body: `${JSON.stringify({ error: shape.error, reason: decision.reason, decision_id: decision.id })}\n`,
+    },
+    dynamicMetadata,
+  };
+}

@@ -1,0 +1,52 @@
+import type { CheckRequest } from "../gen/envoy/service/auth/v3/external_auth.js";
+
+/** The parts of an Envoy CheckRequest the service reads. */
+export interface HttpRequestView {
+  readonly method: string;
+  /** As Envoy sent it: path plus query. */
+  readonly rawPath: string;
+  readonly host: string;
+  /** The `Authorization` header value, if any (Envoy lower-cases header names). */
+  readonly authorization: string | undefined;
+  readonly destination: string | undefined;
+  readonly origin: string | undefined;
+  readonly accessControlRequestMethod: string | undefined;
+  readonly contextExtensions: Readonly<Record<string, string>>;
+}
+
+/** The request lacks HTTP attributes: Envoy is misconfigured (not a client error). */
+export class MissingHttpAttributes extends Error {
+  override readonly name = "MissingHttpAttributes";
+}
+
+function header(headers: Readonly<Record<string, string>>, name: string, map: ReadonlyMap<string, string>): string | undefined {
+  return headers[name] ?? map.get(name);
+}
+
+/**
+ * Reads the HTTP attributes of a CheckRequest (opa-envoy's `attributes.request.http`).
+ * Headers come from `headers`, or from `header_map` when Envoy sends raw headers;
+ * repeated headers in `header_map` are joined with "," as Envoy joins them in `headers`.
+ */
+export function readHttpRequest(request: CheckRequest): HttpRequestView {
+  const http = request.attributes?.request?.http;
+  if (!http) throw new MissingHttpAttributes("CheckRequest without attributes.request.http");
+  const fromMap = new Map<string, string>();
+  for (const entry of http.headerMap?.headers ?? []) {
+    const key = entry.key.toLowerCase();
+    const value = entry.rawValue.length > 0 ? entry.rawValue.toString("latin1") : entry.value;
+    const previous = fromMap.get(key);
+    fromMap.set(key, previous === undefined ? value : `${previous},${value}`);
+  }
+  const headers = http.headers ?? {};
+  return {
+    method: http.method || header(headers, ":method", fromMap) || "",
+    rawPath: http.path || header(headers, ":path", fromMap) || "",
+    host: http.host || header(headers, ":authority", fromMap) || "",
+    authorization: header(headers, "authorization", fromMap),
+    destination: header(headers, "destination", fromMap),
+    origin: header(headers, "origin", fromMap),
+    accessControlRequestMethod: header(headers, "access-control-request-method", fromMap),
+    contextExtensions: request.attributes?.contextExtensions ?? {},
+  };
+}

@@ -1,0 +1,1 @@
+export { ENTRYPOINT, type PolicyDecision, PolicyEngine, PolicyFault } from "./engine.js";

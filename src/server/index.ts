@@ -1,0 +1,2 @@
+export { type RunningService, type ServiceSeams, startService } from "./service.js";
+export { type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";

@@ -1,0 +1,100 @@
+import { createHash } from "node:crypto";
+import { type CryptoKey, type JWSHeaderParameters, compactVerify, decodeJwt, decodeProtectedHeader } from "jose";
+import { LRUCache } from "lru-cache";
+import type { IssuerPolicy } from "../config/authz-data.js";
+import { DenyError } from "../decision/reasons.js";
+import { type VerifiedToken, checkTime, readClaims } from "./claims.js";
+import { fromJoseError } from "./jose-errors.js";
+
+/** Returns the verification key for a token header; throws DenyError (key_not_found, key_unavailable, ...). */
+export type KeyResolver = (issuer: string, header: JWSHeaderParameters) => Promise<CryptoKey | Uint8Array>;
+
+export interface TokenVerifierOptions {
+  readonly issuers: ReadonlyMap<string, IssuerPolicy>;
+  readonly keys: KeyResolver;
+  readonly leewaySeconds: number;
+  /** Verified tokens kept (keyed by a SHA-256 of the token); 0 disables the cache. */
+  readonly cacheEntries: number;
+  /** Clock seam, milliseconds since the epoch. */
+  readonly now?: () => number;
+}
+
+// A cached verification lives at most this long, so keys removed by the issuer stop
+// being honoured within the key refresh interval even for long-lived tokens.
+const MAX_CACHE_MS = 10 * 60 * 1000;
+const HMAC_OR_NONE = /^(none|HS\d+)$/i;
+
+/**
+ * Verifies bearer JWTs for the trusted issuers (SEMANTICS §2–§4). The issuer is checked
+ * before any key lookup, so an untrusted issuer causes no network traffic; keys only come
+ * from the KeyResolver (never from jku/x5u/jwk/x5c). Successful verifications are cached
+ * by token hash; time is checked again on every call.
+ */
+export class TokenVerifier {
+  readonly #issuers: ReadonlyMap<string, IssuerPolicy>;
+  readonly #keys: KeyResolver;
+  readonly #leeway: number;
+  readonly #now: () => number;
+  readonly #cache: LRUCache<string, VerifiedToken> | null;
+
+  constructor(options: TokenVerifierOptions) {
+    this.#issuers = options.issuers;
+    this.#keys = options.keys;
+    this.#leeway = options.leewaySeconds;
+    this.#now = options.now ?? Date.now;
+    this.#cache = options.cacheEntries > 0 ? new LRUCache({ max: options.cacheEntries }) : null;
+  }
+
+  async verify(token: string): Promise<VerifiedToken> {
+    const nowMs = this.#now();
+    const cacheKey = this.#cache ? createHash("sha256").update(token).digest("base64url") : "";
+    const cached = this.#cache?.get(cacheKey);
+    if (cached) {
+      checkTime(cached, nowMs / 1000, this.#leeway);
+      return cached;
+    }
+    const verified = await this.#verifyUncached(token);
+    checkTime(verified, this.#now() / 1000, this.#leeway);
+    if (this.#cache) {
+      const ttl = Math.min(MAX_CACHE_MS, (verified.exp + this.#leeway) * 1000 - nowMs);
+      if (ttl > 0) this.#cache.set(cacheKey, verified, { ttl });
+    }
+    return verified;
+  }
+
+  async #verifyUncached(token: string): Promise<VerifiedToken> {
+    let header: JWSHeaderParameters;
+    let unverified: Record<string, unknown>;
+    try {
+      if (token.split(".").length !== 3) throw new DenyError("token_malformed", "not a JWS compact serialization");
+      header = decodeProtectedHeader(token) as JWSHeaderParameters;
+      unverified = decodeJwt(token);
+    } catch (error) {
+      throw error instanceof DenyError ? error : new DenyError("token_malformed", undefined, { cause: error });
+    }
+    const alg = header.alg;
+    if (typeof alg !== "string" || HMAC_OR_NONE.test(alg)) throw new DenyError("alg_not_allowed");
+    const iss = unverified["iss"];
+    if (typeof iss !== "string") throw new DenyError("claim_invalid", "iss is missing or not a string");
+    const issuer = this.#issuers.get(iss);
+    if (!issuer) throw new DenyError("issuer_untrusted");
+    if (!issuer.algorithms.includes(alg)) throw new DenyError("alg_not_allowed");
+    let payload: Uint8Array;
+    try {
+      const key = await this.#keys(iss, header);
+      ({ payload } = await compactVerify(token, key, { algorithms: [...issuer.algorithms] }));
+    } catch (error) {
+      throw fromJoseError(error);
+    }
+    let claims: unknown;
+    try {
+      claims = JSON.parse(new TextDecoder().decode(payload));
+    } catch (error) {
+      throw new DenyError("token_malformed", "payload is not JSON", { cause: error });
+    }
+    if (claims === null || typeof claims !== "object" || Array.isArray(claims)) {
+      throw new DenyError("token_malformed", "payload is not a JSON object");
+    }
+    return readClaims(claims as Record<string, unknown>, issuer);
+  }
+}
