@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Brings a checkout to a runnable state, doing only what is missing or stale:
-//   1. Node packages (npm ci) when package-lock.json changed;
+//   1. Node packages (npm install) when package-lock.json changed;
 //   2. the pinned OPA CLI in .tools/bin (PATH copy if it is the pinned version, else go install);
 //   3. ts-proto stubs for Envoy's ext_authz API in src/gen/ (buf generate);
 //   4. the policy: policies/*.rego compiled to build/policy.wasm (opa build -t wasm);
@@ -58,8 +58,11 @@ function installPackages() {
   const stamp = join(root, "node_modules", ".setup-stamp");
   const want = hashOf([readFileSync(lock)]);
   if (existsSync(installed) && readStamp(stamp) === want) return;
-  say("installing Node packages (npm ci)");
-  run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+  // `npm install` rather than `npm ci`: both follow package-lock.json, but `npm ci` refuses a
+  // lock that lacks optional per-platform packages (e.g. @bufbuild/buf's darwin builds) that
+  // a registry mirror does not carry.
+  say("installing Node packages (npm install, as pinned by package-lock.json)");
+  run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"]);
   writeFileSync(stamp, want);
 }
 

@@ -1,0 +1,12 @@
+/**
+ * Issuer key sets: where each trusted issuer's keys come from, how they are fetched,
+ * cached and refreshed, and which key verifies a token (shared/SEMANTICS.md §2–§3).
+ */
+export {
+  KeyStore,
+  KEY_STORE_DEFAULTS,
+  type IssuerKeySource,
+  type IssuerKeyStatus,
+  type KeyStoreOptions,
+} from "./key-store.js";
+export { keyUrlProblem } from "./key-url.js";

@@ -1,0 +1,329 @@
+import type { CryptoKey, JWSHeaderParameters } from "jose";
+import type { Logger } from "pino";
+import { DenyError } from "../../decision/reasons.js";
+import { discoverJwksUri } from "./discover-jwks-uri.js";
+import { readCachedJwks, writeCachedJwks } from "./disk-cache.js";
+import { fetchJsonObject, type FetchLimits } from "./fetch-json.js";
+import { keyUrlProblem } from "./key-url.js";
+import { prepareKeySet, type PreparedKeySet } from "./prepared-key-set.js";
+import { readJwksFile } from "./read-jwks-file.js";
+
+/**
+ * Where one trusted issuer's keys come from. With neither `jwksUri` nor `jwksFile`,
+ * the keys are found by discovery from `issuer` (shared/SEMANTICS.md §3). Keys never
+ * come from the token (`jku`, `x5u`, `jwk`, `x5c` are ignored).
+ */
+export interface IssuerKeySource {
+  /** The exact `iss` value tokens carry (no trailing-slash folding). */
+  readonly issuer: string;
+  /** Fetch keys from this URL instead of discovering it (https, or http to loopback). */
+  readonly jwksUri?: string;
+  /** Read keys from this JWKS file instead; no network traffic ever (air-gapped sites). */
+  readonly jwksFile?: string;
+}
+
+/** Tuning and seams; every member has a default in {@link KEY_STORE_DEFAULTS}. */
+export interface KeyStoreOptions {
+  /** Seam for tests; default `globalThis.fetch`. */
+  readonly fetch?: typeof globalThis.fetch;
+  /** Clock in ms since the epoch, for staleness and cooldowns; default `Date.now`. */
+  readonly now?: () => number;
+  /** Directory for the disk cache of last good key sets; none by default. */
+  readonly cacheDir?: string;
+  /** How often every issuer's keys are fetched again. */
+  readonly refreshIntervalMs?: number;
+  /** How long after their fetch the last good keys may still be used. */
+  readonly maxStaleMs?: number;
+  /** Least time between two fetches caused by requests (unknown `kid`, no keys). */
+  readonly unknownKidCooldownMs?: number;
+  /** Timeout of one document fetch, redirects and body included. */
+  readonly fetchTimeoutMs?: number;
+  /** Largest discovery document, JWKS, JWKS file or cache entry accepted. */
+  readonly maxResponseBytes?: number;
+  /** Receives fetch outcomes (issuer, URL, error); never token material. */
+  readonly logger?: Logger;
+}
+
+/** The defaults of {@link KeyStoreOptions}. */
+export const KEY_STORE_DEFAULTS = Object.freeze({
+  refreshIntervalMs: 10 * 60_000,
+  maxStaleMs: 4 * 24 * 3_600_000,
+  unknownKidCooldownMs: 30_000,
+  fetchTimeoutMs: 5_000,
+  maxResponseBytes: 1024 * 1024,
+});
+
+/** One issuer's key state, as {@link KeyStore.status} reports it. */
+export interface IssuerKeyStatus {
+  readonly issuer: string;
+  readonly source: "discovery" | "jwks_uri" | "jwks_file";
+  /** Where the current keys came from: a URL, the file path, or `null` without keys. */
+  readonly from: string | null;
+  /** Number of usable keys held (possibly stale). */
+  readonly keys: number;
+  /** When the current keys were fetched (ms since the epoch), `null` if never. */
+  readonly fetchedAt: number | null;
+  /** Whether tokens of this issuer can be checked now (keys held and not too stale). */
+  readonly usable: boolean;
+  /** Why the latest attempt failed, `null` after a success. */
+  readonly lastError: string | null;
+}
+
+interface IssuerState {
+  readonly source: IssuerKeySource;
+  readonly kind: IssuerKeyStatus["source"];
+  keys: PreparedKeySet | undefined;
+  from: string | null;
+  fetchedAt: number;
+  lastError: string | null;
+  inflight: Promise<void> | undefined;
+  lastOnDemandAt: number;
+}
+
+/**
+ * Per trusted issuer, the last good JSON Web Key Set, and the key a token header
+ * names (shared/SEMANTICS.md §2–§3).
+ *
+ * - Keys are fetched at {@link KeyStore.start}, then every `refreshIntervalMs`. A failed
+ *   fetch keeps the last good keys until `maxStaleMs` after they were fetched.
+ * - A request that cannot be answered from memory (unknown `kid`, no usable keys)
+ *   causes at most one fetch per issuer per `unknownKidCooldownMs`, successful or not;
+ *   concurrent requests share one in-flight fetch, and a fetch never starts while
+ *   another for the same issuer runs.
+ * - With `cacheDir`, every good fetch is written to disk and `start()` loads entries
+ *   that are not yet too stale, so a restart can serve while an issuer is down.
+ * - The hot path (known `kid`, fresh keys) does no I/O.
+ */
+export class KeyStore {
+  readonly #issuers = new Map<string, IssuerState>();
+  readonly #now: () => number;
+  readonly #cacheDir: string | undefined;
+  readonly #refreshIntervalMs: number;
+  readonly #maxStaleMs: number;
+  readonly #cooldownMs: number;
+  readonly #limits: FetchLimits;
+  readonly #logger: Logger | undefined;
+  readonly #closing = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
+
+  /**
+   * Checks every source at once and throws a `TypeError` listing all problems:
+   * duplicate issuers, both `jwksUri` and `jwksFile`, and URLs that
+   * {@link keyUrlProblem} refuses (the issuer when discovery is used). Does no I/O.
+   */
+  constructor(sources: readonly IssuerKeySource[], options: KeyStoreOptions = {}) {
+    const problems = sourceProblems(sources);
+    if (problems.length > 0) throw new TypeError(`invalid issuer key sources:\n- ${problems.join("\n- ")}`);
+    this.#now = options.now ?? Date.now;
+    this.#cacheDir = options.cacheDir;
+    this.#refreshIntervalMs = options.refreshIntervalMs ?? KEY_STORE_DEFAULTS.refreshIntervalMs;
+    this.#maxStaleMs = options.maxStaleMs ?? KEY_STORE_DEFAULTS.maxStaleMs;
+    this.#cooldownMs = options.unknownKidCooldownMs ?? KEY_STORE_DEFAULTS.unknownKidCooldownMs;
+    this.#logger = options.logger;
+    this.#limits = {
+      fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
+      timeoutMs: options.fetchTimeoutMs ?? KEY_STORE_DEFAULTS.fetchTimeoutMs,
+      maxBytes: options.maxResponseBytes ?? KEY_STORE_DEFAULTS.maxResponseBytes,
+      signal: this.#closing.signal,
+    };
+    for (const source of sources) {
+      this.#issuers.set(source.issuer, {
+        source,
+        kind: source.jwksFile !== undefined ? "jwks_file" : source.jwksUri !== undefined ? "jwks_uri" : "discovery",
+        keys: undefined,
+        from: null,
+        fetchedAt: Number.NEGATIVE_INFINITY,
+        lastError: null,
+        inflight: undefined,
+        lastOnDemandAt: Number.NEGATIVE_INFINITY,
+      });
+    }
+  }
+
+  /**
+   * Load disk cache entries, make the first fetch (or file read) for every issuer, and
+   * start the periodic refresh. Resolves once every issuer's first attempt has ended,
+   * whatever its outcome (see {@link KeyStore.status}); an unreachable issuer is not an
+   * error. Calling it again does nothing.
+   */
+  async start(): Promise<void> {
+    if (this.#timer !== undefined || this.#closing.signal.aborted) return;
+    this.#timer = setInterval(() => this.#refreshAll(), this.#refreshIntervalMs);
+    this.#timer.unref();
+    await Promise.all(
+      [...this.#issuers.values()].map(async (state) => {
+        await this.#loadDiskCache(state);
+        await this.#fetch(state);
+      }),
+    );
+  }
+
+  /**
+   * The verification key for a token of `issuer` with this protected header; pass it to
+   * jose as the key function: `jwtVerify(jwt, (header) => store.getKey(iss, header))`.
+   *
+   * Rejects with `DenyError`: `issuer_untrusted` for an issuer not configured (no
+   * traffic); `key_unavailable` when the issuer has no keys or only keys older than
+   * `maxStaleMs`; `key_not_found` when the `kid` is unknown even after the
+   * cooldown-limited refetch, or when the token has no `kid` and not exactly one key
+   * suits its `alg`; `alg_not_allowed` when `alg` is not an asymmetric JWS algorithm.
+   */
+  async getKey(issuer: string, header: JWSHeaderParameters): Promise<CryptoKey> {
+    const state = this.#issuers.get(issuer);
+    if (state === undefined) throw new DenyError("issuer_untrusted");
+    const { kid } = header;
+    if (kid !== undefined && typeof kid !== "string") throw new DenyError("key_not_found", "kid is not a string");
+    let keys = this.#usableKeys(state);
+    if (keys === undefined || (kid !== undefined && !keys.kids.has(kid))) {
+      await this.#fetchOnDemand(state);
+      keys = this.#usableKeys(state);
+      if (keys === undefined) throw new DenyError("key_unavailable", state.lastError ?? "no keys");
+      if (kid !== undefined && !keys.kids.has(kid)) throw new DenyError("key_not_found", "unknown kid");
+    }
+    return keys.resolve(header);
+  }
+
+  /**
+   * Fetch `issuer`'s keys now (joining a fetch already running), outside any cooldown.
+   * Resolves when the attempt has ended; a failure is reported by
+   * {@link KeyStore.status} and the log, not by rejecting. Rejects with `DenyError`
+   * `issuer_untrusted` for an issuer not configured.
+   */
+  async refresh(issuer: string): Promise<void> {
+    const state = this.#issuers.get(issuer);
+    if (state === undefined) throw new DenyError("issuer_untrusted");
+    await this.#fetch(state);
+  }
+
+  /** Every issuer's key state, for readiness checks and diagnostics. */
+  status(): IssuerKeyStatus[] {
+    const now = this.#now();
+    return [...this.#issuers.values()].map((state) => ({
+      issuer: state.source.issuer,
+      source: state.kind,
+      from: state.from,
+      keys: state.keys?.jwks.keys.length ?? 0,
+      fetchedAt: state.keys === undefined ? null : state.fetchedAt,
+      usable: state.keys !== undefined && now - state.fetchedAt <= this.#maxStaleMs,
+      lastError: state.lastError,
+    }));
+  }
+
+  /**
+   * Stop the periodic refresh and abort fetches in flight; later requests are answered
+   * from the keys held, and no fetch starts again.
+   */
+  close(): void {
+    clearInterval(this.#timer);
+    this.#closing.abort();
+  }
+
+  #usableKeys(state: IssuerState): PreparedKeySet | undefined {
+    if (state.keys === undefined || this.#now() - state.fetchedAt > this.#maxStaleMs) return undefined;
+    return state.keys;
+  }
+
+  /** The cooldown-limited fetch a request may cause. */
+  #fetchOnDemand(state: IssuerState): Promise<void> {
+    if (state.inflight !== undefined) return state.inflight;
+    const now = this.#now();
+    if (now - state.lastOnDemandAt < this.#cooldownMs) return Promise.resolve();
+    state.lastOnDemandAt = now;
+    return this.#fetch(state);
+  }
+
+  #refreshAll(): void {
+    for (const state of this.#issuers.values()) void this.#fetch(state);
+  }
+
+  /** Single flight: one attempt per issuer at a time; never rejects. */
+  #fetch(state: IssuerState): Promise<void> {
+    if (state.inflight !== undefined) return state.inflight;
+    if (this.#closing.signal.aborted) return Promise.resolve();
+    const attempt = this.#attempt(state).finally(() => {
+      state.inflight = undefined;
+    });
+    state.inflight = attempt;
+    return attempt;
+  }
+
+  async #attempt(state: IssuerState): Promise<void> {
+    const { issuer } = state.source;
+    let from: string | undefined;
+    try {
+      let document: Record<string, unknown>;
+      if (state.source.jwksFile !== undefined) {
+        from = state.source.jwksFile;
+        document = await readJwksFile(from, this.#limits.maxBytes);
+      } else {
+        from = state.source.jwksUri ?? (await discoverJwksUri(issuer, this.#limits));
+        document = await fetchJsonObject(from, this.#limits);
+      }
+      const keys = await prepareKeySet(document, (reason) =>
+        this.#logger?.warn({ issuer, url: from, reason }, "jwks key skipped"),
+      );
+      const fetchedAt = this.#now();
+      state.keys = keys;
+      state.from = from;
+      state.fetchedAt = fetchedAt;
+      state.lastError = null;
+      this.#logger?.info({ issuer, url: from, keys: keys.jwks.keys.length }, "jwks fetch ok");
+      if (this.#cacheDir !== undefined && state.kind !== "jwks_file") {
+        await writeCachedJwks(this.#cacheDir, { issuer, jwksUri: from, fetchedAt, jwks: keys.jwks }).catch(
+          (err: unknown) => this.#logger?.warn({ issuer, err: messageOf(err) }, "jwks disk cache write failed"),
+        );
+      }
+    } catch (err) {
+      state.lastError = messageOf(err);
+      this.#logger?.warn({ issuer, url: from ?? null, err: state.lastError }, "jwks fetch failed");
+    }
+  }
+
+  async #loadDiskCache(state: IssuerState): Promise<void> {
+    if (this.#cacheDir === undefined || state.kind === "jwks_file") return;
+    const { issuer } = state.source;
+    try {
+      const entry = await readCachedJwks(this.#cacheDir, issuer, this.#limits.maxBytes);
+      if (entry === null) return;
+      const age = this.#now() - entry.fetchedAt;
+      // An entry from another configured jwks_uri, from the future or too stale is ignored.
+      if (state.kind === "jwks_uri" && entry.jwksUri !== state.source.jwksUri) return;
+      if (age < 0 || age > this.#maxStaleMs) return;
+      const keys = await prepareKeySet(entry.jwks);
+      if (state.keys !== undefined) return;
+      state.keys = keys;
+      state.from = entry.jwksUri;
+      state.fetchedAt = entry.fetchedAt;
+      this.#logger?.info({ issuer, url: entry.jwksUri, fetchedAt: entry.fetchedAt }, "jwks loaded from disk cache");
+    } catch (err) {
+      this.#logger?.warn({ issuer, err: messageOf(err) }, "jwks disk cache entry unusable");
+    }
+  }
+}
+
+function sourceProblems(sources: readonly IssuerKeySource[]): string[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const { issuer, jwksUri, jwksFile } of sources) {
+    if (typeof issuer !== "string" || issuer === "") {
+      problems.push("an issuer is empty");
+      continue;
+    }
+    if (seen.has(issuer)) problems.push(`${issuer}: configured twice`);
+    seen.add(issuer);
+    if (jwksUri !== undefined && jwksFile !== undefined) {
+      problems.push(`${issuer}: set jwks_uri or jwks_file, not both`);
+    } else if (jwksFile !== undefined) {
+      if (jwksFile === "") problems.push(`${issuer}: jwks_file is empty`);
+    } else {
+      const url = jwksUri ?? issuer;
+      const problem = keyUrlProblem(url);
+      if (problem !== null) problems.push(`${issuer}: ${jwksUri === undefined ? "issuer (for discovery)" : "jwks_uri"} ${url} ${problem}`);
+    }
+  }
+  return problems;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
