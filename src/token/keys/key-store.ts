@@ -316,9 +316,9 @@ function sourceProblems(sources: readonly IssuerKeySource[]): string[] {
     } else if (jwksFile !== undefined) {
       if (jwksFile === "") problems.push(`${issuer}: jwks_file is empty`);
     } else {
-      const url = jwksUri ?? issuer;
+      const [what, url] = jwksUri === undefined ? ["issuer (for discovery)", issuer] : ["jwks_uri", jwksUri];
       const problem = keyUrlProblem(url);
-      if (problem !== null) problems.push(`${issuer}: ${jwksUri === undefined ? "issuer (for discovery)" : "jwks_uri"} ${url} ${problem}`);
+      if (problem !== null) problems.push(`${issuer}: ${what} ${url} ${problem}`);
     }
   }
   return problems;

@@ -55,6 +55,15 @@ describe("KeyStore unknown kid", () => {
     expect(fetches()).toBe(2);
   });
 
+  it("surfaces key_not_found through jose's jwtVerify unchanged", async () => {
+    const { store } = await storeServing(await makeKey("ES256", "k1"));
+    const token = await signToken(await makeKey("ES256", "stranger"), ISSUER);
+    await expectDeny(
+      jwtVerify(token, (header) => store.getKey(ISSUER, header)),
+      "key_not_found",
+    );
+  });
+
   it("does not amplify a flood of 1000 random kids into issuer traffic", async () => {
     const { clock, store, fetches } = await storeServing(await makeKey("ES256", "k1"));
     const flood = () =>

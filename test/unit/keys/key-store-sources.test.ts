@@ -103,9 +103,17 @@ describe("KeyStore key sources", () => {
 describe("KeyStore URL policy", () => {
   it.each([
     ["a plain-http issuer for discovery", { issuer: "http://example.org" }, /issuer \(for discovery\) http:\/\/example.org must use https/],
-    ["a plain-http jwks_uri", { issuer: "https://ok.example.org", jwksUri: "http://example.org/jwks" }, /jwks_uri http:\/\/example.org\/jwks must use https/],
+    [
+      "a plain-http jwks_uri",
+      { issuer: "https://ok.example.org", jwksUri: "http://example.org/jwks" },
+      /jwks_uri http:\/\/example.org\/jwks must use https/,
+    ],
     ["a non-URL issuer for discovery", { issuer: "my-issuer" }, /not an absolute URL/],
-    ["both jwks_uri and jwks_file", { issuer: "https://ok.example.org", jwksUri: "https://ok.example.org/k", jwksFile: "/k.json" }, /not both/],
+    [
+      "both jwks_uri and jwks_file",
+      { issuer: "https://ok.example.org", jwksUri: "https://ok.example.org/k", jwksFile: "/k.json" },
+      /not both/,
+    ],
   ])("refuses %s at construction, without traffic", (_name, source, message) => {
     const fetch = recordingFetch();
     expect(() => new KeyStore([source], { fetch })).toThrow(message);

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// The whole test suite (run after scripts/setup.mjs by `npm test`, and so by .ci/run):
+//   1. Debian packages the tests use (scitokens-cpp's scitokens-create), installed if missing;
+//   2. `opa test` over policies/ (the Rego unit tests);
+//   3. the TypeScript type check of src/ and test/;
+//   4. vitest: unit and integration tests against real servers on loopback.
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+function run(label, command, args, options = {}) {
+  process.stderr.write(`\n== ${label}\n`);
+  const result = spawnSync(command, args, { cwd: root, stdio: "inherit", ...options });
+  if (result.error) {
+    process.stderr.write(`test: ${command} could not start: ${result.error.message}\n`);
+    process.exit(1);
+  }
+  if (result.status !== 0) {
+    process.stderr.write(`test: ${label} failed (exit ${result.status})\n`);
+    process.exit(result.status ?? 1);
+  }
+}
+
+function onPath(name) {
+  return spawnSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" }).status === 0;
+}
+
+function ensureDebianPackage(binary, pkg) {
+  if (onPath(binary)) return;
+  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  if (!onPath("apt-get")) {
+    process.stderr.write(`test: ${binary} is needed (Debian package ${pkg}) and apt-get is not available: install ${pkg}\n`);
+    process.exit(1);
+  }
+  const sudo = asRoot ? [] : ["sudo", "-n"];
+  const install = () =>
+    spawnSync(sudo[0] ?? "apt-get", [...sudo.slice(1), ...(asRoot ? [] : ["apt-get"]), "install", "-y", "-q", pkg], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    }).status === 0;
+  process.stderr.write(`test: installing Debian package ${pkg} (for ${binary})\n`);
+  if (!install()) {
+    spawnSync(sudo[0] ?? "apt-get", [...sudo.slice(1), ...(asRoot ? [] : ["apt-get"]), "update", "-q"], { stdio: ["ignore", "ignore", "inherit"] });
+    if (!install() || !onPath(binary)) {
+      process.stderr.write(`test: could not install ${pkg}; install it (apt-get install ${pkg}) and run again\n`);
+      process.exit(1);
+    }
+  }
+}
+
+ensureDebianPackage("scitokens-create", "scitokens-cpp");
+
+const policies = join(root, "policies");
+const rego = readdirSync(policies).filter((f) => f.endsWith(".rego")).map((f) => join("policies", f));
+run("opa test (policies/*.rego)", join(root, ".tools", "bin", "opa"), ["test", ...rego]);
+run("type check (src/ and test/)", join(root, "node_modules", ".bin", "tsc"), ["-p", "test/tsconfig.json"]);
+if (!existsSync(join(root, "build", "policy.wasm"))) {
+  process.stderr.write("test: build/policy.wasm is missing: run `npm run build` first\n");
+  process.exit(1);
+}
+run("vitest", join(root, "node_modules", ".bin", "vitest"), ["run", ...process.argv.slice(2)]);

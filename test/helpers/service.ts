@@ -1,0 +1,55 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { type CheckOptions, buildCheckRequest, sendCheck } from "../../src/cli/check.js";
+import { BUILT_POLICY_FILE, parseServiceConfig } from "../../src/config/service-config.js";
+import type { CheckResponse } from "../../src/gen/envoy/service/auth/v3/external_auth.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { type RunningService, startService } from "../../src/server/service.js";
+
+export interface TestService {
+  readonly service: RunningService;
+  readonly target: string;
+  readonly dir: string;
+  check(request: Omit<CheckOptions, "target" | "host"> & { host?: string }): Promise<CheckResponse>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the real service in-process on 127.0.0.1:0 with `data` written as the
+ * authorization data YAML and the policy compiled from policies/ (build/policy.wasm).
+ */
+export async function startTestService(data: object, serviceOverrides: Record<string, unknown> = {}): Promise<TestService> {
+  const dir = await mkdtemp(join(tmpdir(), "scitokens-authz-test-"));
+  const dataFile = join(dir, "data.yaml");
+  await writeFile(dataFile, stringify(data));
+  const config = parseServiceConfig(join(dir, "service.yaml"), {
+    grpc: { listen: "127.0.0.1:0" },
+    policy: { data: dataFile, bundle: BUILT_POLICY_FILE },
+    log: { level: "silent" },
+    ...serviceOverrides,
+  });
+  const service = await startService(config, { logger: createLogger("silent") });
+  const target = `127.0.0.1:${service.port}`;
+  return {
+    service,
+    target,
+    dir,
+    check: (request) => sendCheck(target, buildCheckRequest({ host: "storage.example.org", ...request, target })),
+    async close() {
+      await service.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Reads a header the response sets (allowed: upstream headers; denied: client headers). */
+export function responseHeader(response: CheckResponse, name: string): string | undefined {
+  const headers = response.okResponse?.headers ?? response.deniedResponse?.headers ?? [];
+  return headers.find((h) => h.header?.key === name)?.header?.value;
+}
+
+export function reasonOf(response: CheckResponse): unknown {
+  return (response.dynamicMetadata as Record<string, unknown> | undefined)?.["reason"];
+}
