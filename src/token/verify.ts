@@ -84,7 +84,7 @@ export class TokenVerifier {
       const key = await this.#keys(iss, header);
       ({ payload } = await compactVerify(token, key, { algorithms: [...issuer.algorithms] }));
     } catch (error) {
-      throw fromJoseError(error);
+      throw fromJoseError(error, "verification");
     }
     let claims: unknown;
     try {

@@ -1,6 +1,5 @@
 import {
   createLocalJWKSet,
-  errors,
   importJWK,
   type CryptoKey,
   type JSONWebKeySet,
@@ -9,6 +8,7 @@ import {
   type LocalJWKSet,
 } from "jose";
 import { DenyError } from "../../decision/reasons.js";
+import { fromJoseError } from "../jose-errors.js";
 import { KeySourceError } from "./key-source-error.js";
 
 /**
@@ -72,23 +72,8 @@ async function resolveWith(local: LocalJWKSet, header: JWSHeaderParameters): Pro
   try {
     return await local(header);
   } catch (err) {
-    throw toDenyError(err);
+    throw fromJoseError(err, "key-selection");
   }
-}
-
-/** The one place where jose's key-selection errors become reason codes. */
-function toDenyError(err: unknown): unknown {
-  if (err instanceof errors.JWKSNoMatchingKey) {
-    return new DenyError("key_not_found", "no key in the issuer's set matches kid and alg", { cause: err });
-  }
-  if (err instanceof errors.JWKSMultipleMatchingKeys) {
-    return new DenyError("key_not_found", "several keys match; the token must name one with kid", { cause: err });
-  }
-  if (err instanceof errors.JOSENotSupported) {
-    return new DenyError("alg_not_allowed", "alg is not an asymmetric JWS algorithm", { cause: err });
-  }
-  if (err instanceof errors.JOSEError) return new DenyError("key_not_found", err.code, { cause: err });
-  return err;
 }
 
 async function keyProblem(candidate: unknown): Promise<string | null> {
