@@ -1,0 +1,78 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { describe, expect, it } from "vitest";
+import { parseAuthzData } from "../../../src/config/authz-data.js";
+import { DEMO_DATA_FILE, PACKAGE_ROOT, parseServiceConfig } from "../../../src/config/service-config.js";
+import { loadAuthzData } from "../../../src/config/index.js";
+import { DENY_SHAPES } from "../../../src/envoy/decision-to-response.js";
+import { REASON_CODES } from "../../../src/decision/reasons.js";
+import { DEMO } from "../../../src/cli/serve.js";
+
+// Drift tests: the README documents exactly the reason codes and settings the code has.
+
+const readme = await readFile(join(PACKAGE_ROOT, "README.md"), "utf8");
+
+/** Rows of the README's reason-code table: reason → HTTP column. */
+function reasonTable(): Map<string, string> {
+  const section = readme.slice(readme.indexOf("### Reason codes"));
+  const rows = new Map<string, string>();
+  for (const line of section.split("\n")) {
+    const m = /^\| `([a-z_]+)` \| ([^|]+) \|/.exec(line);
+    if (m) rows.set(m[1]!, m[2]!.trim());
+  }
+  return rows;
+}
+
+function yamlBlocks(heading: string): string[] {
+  const start = readme.indexOf(heading);
+  const end = readme.indexOf("\n## ", start + 1);
+  const section = readme.slice(start, end === -1 ? undefined : end);
+  return [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+describe("README drift", () => {
+  it("documents every reason code, and only those", () => {
+    const rows = reasonTable();
+    expect([...rows.keys()].sort()).toEqual([...REASON_CODES].sort());
+  });
+
+  it.each(Object.entries(DENY_SHAPES))("documents the HTTP status of %s", (reason, shape) => {
+    expect(reasonTable().get(reason)).toMatch(new RegExp(`^${shape.http}\\b`));
+  });
+
+  it("the service configuration example parses and states the defaults", () => {
+    const [block] = yamlBlocks("### Service configuration");
+    expect(block).toBeDefined();
+    const config = parseServiceConfig(join(PACKAGE_ROOT, "service.yaml"), parse(block!));
+    expect(config.listen).toEqual({ host: "127.0.0.1", port: 9292 });
+    expect(config.tokens).toEqual({ maxBytes: 16384, leewaySeconds: 60, cacheEntries: 10000 });
+    expect(config.keys.refreshIntervalMs).toBe(600_000);
+    expect(config.keys.maxStaleMs).toBe(4 * 24 * 3600 * 1000);
+    expect(config.keys.unknownKidCooldownMs).toBe(30_000);
+    // The defaults stated in the example are the defaults of a minimal config.
+    const minimal = parseServiceConfig(join(PACKAGE_ROOT, "service.yaml"), { grpc: { listen: "127.0.0.1:9292" } });
+    expect({ ...minimal, file: "" }).toEqual({ ...config, file: "" });
+  });
+
+  it("the authorization data example parses", () => {
+    const [block] = yamlBlocks("### Authorization data");
+    const data = parseAuthzData(join(PACKAGE_ROOT, "authz.yaml"), parse(block!));
+    expect([...data.issuers.keys()]).toEqual(["https://cilogon.org/igwn"]);
+    expect(data.headerPrefix).toBe("x-scitokens-");
+  });
+
+  it("the demo data parses and trusts the development issuer that `serve` starts", async () => {
+    const data = await loadAuthzData(DEMO_DATA_FILE);
+    expect([...data.issuers.keys()]).toEqual([`http://${DEMO.issuerHost}:${DEMO.issuerPort}${DEMO.issuerPath}`]);
+    expect(data.policyData["audiences"]).toEqual([DEMO.audience]);
+  });
+
+  it("the Envoy example points ext_authz at the default listen address over gRPC v3", async () => {
+    const envoy = await readFile(join(PACKAGE_ROOT, "envoy", "envoy.yaml"), "utf8");
+    const doc = parse(envoy) as { static_resources: { clusters: Array<{ name: string; load_assignment: unknown }> } };
+    const authz = doc.static_resources.clusters.find((c) => c.name === "scitokens_authz");
+    expect(JSON.stringify(authz?.load_assignment)).toContain(`"port_value":${DEMO.listen.split(":")[1]}`);
+    expect(envoy).toContain("transport_api_version: V3");
+  });
+});
