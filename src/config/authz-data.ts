@@ -47,7 +47,27 @@ const configuredPath = z.string().transform((raw, ctx) => {
   return result.path;
 });
 
-const pathList = z.union([configuredPath.transform((p) => [p]), z.array(configuredPath).min(1, "expected at least one path")]);
+/** One path or a non-empty list of them; a single path is reported without an index. */
+const pathList = z.unknown().transform((value, ctx): string[] => {
+  const items = typeof value === "string" ? [value] : value;
+  if (!Array.isArray(items) || items.length === 0) {
+    ctx.addIssue({ code: "custom", message: 'expected a path like "/data" or a non-empty list of paths' });
+    return [];
+  }
+  const paths: string[] = [];
+  items.forEach((item, i) => {
+    const result = typeof item === "string" ? normalizeConfiguredPath(item) : { ok: false as const, why: "it is not a string" };
+    if (result.ok) paths.push(result.path);
+    else {
+      ctx.addIssue({
+        code: "custom",
+        path: typeof value === "string" ? [] : [i],
+        message: `expected an absolute path like "/data", got ${JSON.stringify(item)}: ${result.why}`,
+      });
+    }
+  });
+  return paths;
+});
 
 const method = z.string().regex(/^[A-Z][A-Z0-9_-]*$/, "expected an HTTP method in upper case, like GET or PROPFIND");
 const audience = z.string().min(1, "expected a non-empty audience string");
