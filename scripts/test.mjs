@@ -5,7 +5,7 @@
 //   3. the TypeScript type check of src/ and test/;
 //   4. vitest: unit and integration tests against real servers on loopback.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -61,4 +61,19 @@ if (!existsSync(join(root, "build", "policy.wasm"))) {
   process.stderr.write("test: build/policy.wasm is missing: run `npm run build` first\n");
   process.exit(1);
 }
-run("vitest", join(root, "node_modules", ".bin", "vitest"), ["run", ...process.argv.slice(2)]);
+const report = join(root, "build", "vitest-report.json");
+rmSync(report, { force: true });
+process.stderr.write("\n== vitest\n");
+const vitest = spawnSync(
+  join(root, "node_modules", ".bin", "vitest"),
+  ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)],
+  { cwd: root, stdio: "inherit" },
+);
+if (!existsSync(report)) {
+  process.stderr.write("test: vitest wrote no report\n");
+  process.exit(vitest.status || 1);
+}
+const summary = JSON.parse(readFileSync(report, "utf8"));
+// A plain closing line that CI and people can read at a glance.
+process.stdout.write(`vitest: ${summary.numPassedTests} passed, ${summary.numFailedTests} failed\n`);
+if (vitest.status !== 0 || summary.numFailedTests > 0 || summary.numTotalTests === 0) process.exit(vitest.status || 1);

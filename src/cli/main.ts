@@ -15,6 +15,7 @@ Usage:
       Without --config: the embedded default (demo policy + a development issuer on loopback).
   scitokens-authz token create [--scope S]... [--aud A]... [--lifetime SECONDS]
                                [--profile scitokens2|wlcg1|scitokens1] [--sub SUBJECT] [--group G]...
+                               [--issuer ISS]
       Mints a token with the running development issuer's key (start \`serve\` first).
   scitokens-authz check --path PATH [--method GET] [--token TOKEN] [--host HOST]
                         [--header NAME:VALUE]... [--route NAME] [--target HOST:PORT]
@@ -49,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
           sub: { type: "string" },
           group: { type: "string", multiple: true },
           state: { type: "string", default: DEMO.stateFile },
+          issuer: { type: "string" },
         },
         strict: true,
       });
@@ -66,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
         profile,
         subject: values.sub,
         groups: values.group ?? [],
+        issuer: values.issuer,
       });
       process.stdout.write(`${token}\n`);
       return 0;

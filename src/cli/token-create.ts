@@ -8,6 +8,8 @@ export interface TokenCreateOptions {
   readonly profile: TokenProfile;
   readonly subject?: string | undefined;
   readonly groups: readonly string[];
+  /** Overrides `iss` (the token is still signed with the development key), e.g. to try an untrusted issuer. */
+  readonly issuer?: string | undefined;
 }
 
 /** `token create`: mints a token with the running development issuer's key. */
@@ -17,7 +19,7 @@ export async function tokenCreate(o: TokenCreateOptions): Promise<string> {
     privateKey: state.privateKey,
     alg: state.alg,
     kid: state.kid,
-    issuer: state.issuer,
+    issuer: o.issuer ?? state.issuer,
     scopes: [...o.scopes],
     ...(o.audiences.length === 1 ? { audience: o.audiences[0]! } : o.audiences.length > 1 ? { audience: [...o.audiences] } : {}),
     lifetimeSeconds: o.lifetimeSeconds,

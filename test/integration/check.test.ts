@@ -228,7 +228,8 @@ const cases: Case[] = [
 
 describe("Check through the real gRPC service", () => {
   it.each(cases)("$name", async (c) => {
-    const response = await svc.check({ method: c.method ?? "GET", path: c.path, token: c.token ? await c.token() : undefined });
+    // context_extensions as Envoy's per-route check_settings would send them.
+    const response = await svc.check({ method: c.method ?? "GET", path: c.path, token: c.token ? await c.token() : undefined, route: "webdav" });
     expect(response.status?.code).toBe(c.grpc);
     expect(reasonOf(response)).toBe(c.reason);
     expect((response.dynamicMetadata as Record<string, unknown>)["decision_id"]).toMatch(/^[0-9a-f-]{36}$/);
@@ -248,13 +249,17 @@ describe("Check through the real gRPC service", () => {
   });
 
   it("rejects an untrusted issuer without any request reaching it", async () => {
-    const before = untrusted.requests.length;
-    const response = await svc.check({ method: "GET", path: "/protected/data/file.txt", token: await mint(ec, untrusted.issuer) });
-    expect(response.status?.code).toBe(UNAUTHENTICATED);
-    expect(reasonOf(response)).toBe("issuer_untrusted");
-    expect(responseHeader(response, "www-authenticate")).toBe(INVALID_TOKEN);
-    expect(untrusted.requests.length).toBe(before);
-    expect(before).toBe(0);
+    const servers = [untrusted, issuer, anyIssuer];
+    const before = servers.map((s) => s.requests.length);
+    // Several shapes: a kid the trusted issuers do not know either, and no kid at all.
+    for (const overrides of [{}, { kid: "unknown-kid" }, { kid: undefined }]) {
+      const response = await svc.check({ method: "GET", path: "/protected/data/file.txt", token: await mint(ec, untrusted.issuer, overrides) });
+      expect(response.status?.code).toBe(UNAUTHENTICATED);
+      expect(reasonOf(response)).toBe("issuer_untrusted");
+      expect(responseHeader(response, "www-authenticate")).toBe(INVALID_TOKEN);
+    }
+    expect(servers.map((s) => s.requests.length)).toEqual(before);
+    expect(untrusted.requests).toEqual([]);
   });
 
   it("never returns the token in a denied body or header", async () => {

@@ -181,6 +181,13 @@ describe("scitokens-authz serve (embedded default)", () => {
       const put = await run(process.execPath, [CLI, "check", "--token", minted, "--method", "PUT", "--path", "/protected/data/new/file"]);
       expect(put.stdout).toMatch(/^ALLOWED/);
       expect(put.stdout).toContain("upstream header set: if-none-match: *");
+
+      const foreign = await run(process.execPath, [CLI, "token", "create", "--scope", "read:/", "--issuer", "https://untrusted.example"]);
+      const untrusted = await run(process.execPath, [CLI, "check", "--token", foreign.stdout.trim(), "--path", "/protected/data/x"]).catch(
+        (e: { code: number; stdout: string }) => e,
+      );
+      expect((untrusted as { code: number }).code).toBe(1);
+      expect((untrusted as { stdout: string }).stdout).toMatch(/DENIED {3}http=401 grpc=16 reason=issuer_untrusted/);
     } finally {
       expect(await served.stop()).toBe(0);
     }
