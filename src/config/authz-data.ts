@@ -1,6 +1,6 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import { normalizeConfiguredPath } from "../paths/normalize.js";
+import { CONTROL_CHARACTER, normalizeConfiguredPath } from "../paths/normalize.js";
 import { ConfigError } from "./config-error.js";
 import { readYamlFile, validate } from "./read-yaml.js";
 
@@ -84,18 +84,6 @@ const issuerSchema = z
     audiences: z.array(audience).optional(),
     algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS, { error: `expected one of ${ASYMMETRIC_ALGORITHMS.join(", ")} (none and HMAC are never allowed)` })).min(1).optional(),
     max_lifetime: seconds.optional(),
-  })
-  .superRefine((entry, ctx) => {
-    if (entry.jwks_uri !== undefined && entry.jwks_file !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["jwks_file"], message: "give jwks_uri or jwks_file, not both" });
-    }
-    if (entry.jwks_uri === undefined && entry.jwks_file === undefined && !isFetchableUrl(entry.issuer)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["issuer"],
-        message: "OIDC discovery needs an https:// issuer (http:// only on loopback); or set jwks_uri or jwks_file",
-      });
-    }
   });
 
 const namedScopeSchema = z.strictObject({
@@ -113,27 +101,58 @@ const authzDataSchema = z
     audiences: z.array(audience, { error: 'expected a list of audience strings (may be empty; "ANY" allowed)' }),
     issuers: z.array(issuerSchema).min(1, "expected at least one trusted issuer"),
     verbs: z.partialRecord(z.enum(PATH_AUTHZ), z.array(method)).optional(),
-    named_scopes: z.record(z.string().regex(/^[^\s:]+$/, "expected a scope name without spaces or colons"), namedScopeSchema).optional(),
+    named_scopes: z.record(z.string(), namedScopeSchema).optional(),
     headers: headersSchema.optional(),
-    realm: z.string().regex(/^[^"\\\r\n]+$/, "expected a realm without quotes, backslashes or line breaks").default("scitokens-authz"),
+    realm: z
+      .string()
+      .regex(/^[^"\\]+$/, "expected a realm without quotes or backslashes")
+      .refine((realm) => !CONTROL_CHARACTER.test(realm), "expected a realm without control characters")
+      .default("scitokens-authz"),
     on_missing: z.enum(["deny", "passthrough"]).default("deny"),
     on_invalid: z.enum(["deny", "passthrough"]).default("deny"),
-  })
-  .superRefine((data, ctx) => {
-    const seen = new Map<string, number>();
-    data.issuers.forEach((entry, i) => {
-      const first = seen.get(entry.issuer);
-      if (first !== undefined) {
-        ctx.addIssue({ code: "custom", path: ["issuers", i, "issuer"], message: `duplicate of issuers[${first}]` });
-      }
-      seen.set(entry.issuer, i);
-    });
-    for (const name of Object.keys(data.named_scopes ?? {})) {
-      if ((PATH_AUTHZ as string[]).includes(name)) {
-        ctx.addIssue({ code: "custom", path: ["named_scopes", name], message: "is a path-style scope: configure its methods under verbs" });
-      }
+  });
+
+type Problem = { path: PropertyKey[]; message: string };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/**
+ * Checks that relate several keys. They run on the raw document beside the schema, not
+ * after it, so that they are reported together with every type error at once.
+ */
+function crossChecks(raw: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const seen = new Map<string, number>();
+  const issuers = Array.isArray(raw["issuers"]) ? raw["issuers"] : [];
+  issuers.forEach((entry: unknown, i) => {
+    if (!isRecord(entry) || typeof entry["issuer"] !== "string") return;
+    const iss = entry["issuer"];
+    const first = seen.get(iss);
+    if (first !== undefined) problems.push({ path: ["issuers", i, "issuer"], message: `duplicate of issuers[${first}]` });
+    else seen.set(iss, i);
+    const hasUri = entry["jwks_uri"] !== undefined;
+    const hasFile = entry["jwks_file"] !== undefined;
+    if (hasUri && hasFile) problems.push({ path: ["issuers", i, "jwks_file"], message: "give jwks_uri or jwks_file, not both" });
+    if (!hasUri && !hasFile && iss !== "" && !isFetchableUrl(iss)) {
+      problems.push({
+        path: ["issuers", i, "issuer"],
+        message: "OIDC discovery needs an https:// issuer (http:// only on loopback); or set jwks_uri or jwks_file",
+      });
     }
   });
+  if (isRecord(raw["named_scopes"])) {
+    for (const name of Object.keys(raw["named_scopes"])) {
+      if ((PATH_AUTHZ as string[]).includes(name)) {
+        problems.push({ path: ["named_scopes", name], message: "is a path-style scope: configure its methods under verbs" });
+      } else if (!/^[^\s:]+$/.test(name)) {
+        problems.push({ path: ["named_scopes", name], message: "expected a scope name without spaces or colons" });
+      }
+    }
+  }
+  return problems;
+}
 
 export interface IssuerPolicy {
   readonly issuer: string;
@@ -162,7 +181,7 @@ export interface AuthzData {
 
 /** Validates authorization data (already parsed from YAML) read from `file`. */
 export function parseAuthzData(file: string, raw: unknown): AuthzData {
-  const data = validate(file, authzDataSchema, raw);
+  const data = validate(file, authzDataSchema, raw, isRecord(raw) ? crossChecks(raw) : []);
   const base = dirname(file);
   const issuers = new Map<string, IssuerPolicy>();
   const policyIssuers: Record<string, unknown> = {};

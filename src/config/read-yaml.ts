@@ -32,12 +32,18 @@ export async function readYamlFile(file: string): Promise<unknown> {
   return doc.toJS() ?? {};
 }
 
-/** Validates `value` against `schema`, throwing one ConfigError listing every issue. */
-export function validate<S extends z.ZodType>(file: string, schema: S, value: unknown): z.output<S> {
+/**
+ * Validates `value` against `schema`, throwing one ConfigError listing every issue: the
+ * schema's and `extra` (checks across keys, found by the caller), in one pass.
+ */
+export function validate<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  value: unknown,
+  extra: ReadonlyArray<{ path: readonly PropertyKey[]; message: string }> = [],
+): z.output<S> {
   const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  throw new ConfigError(
-    file,
-    result.error.issues.map((issue) => `${formatKey(issue.path)}: ${issue.message}`),
-  );
+  if (result.success && extra.length === 0) return result.data;
+  const issues = [...(result.success ? [] : result.error.issues), ...extra];
+  throw new ConfigError(file, [...new Set(issues.map((issue) => `${formatKey(issue.path)}: ${issue.message}`))]);
 }

@@ -19,6 +19,7 @@ const listen = z.string().transform((value, ctx) => {
 });
 
 const seconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).nonnegative(`expected ${what} in seconds, not negative`);
+const positiveSeconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).positive(`expected ${what} in seconds, above 0`);
 const positiveInt = (what: string) => z.number({ error: `expected ${what}` }).int(`expected ${what} as a whole number`).positive(`expected ${what} above 0`);
 
 const schema = z.strictObject({
@@ -39,10 +40,10 @@ const schema = z.strictObject({
   keys: z
     .strictObject({
       cache_dir: z.string().min(1).optional(),
-      refresh_interval_seconds: seconds("the key refresh interval").default(600),
-      max_stale_seconds: seconds("the maximum key staleness").default(4 * 24 * 3600),
-      unknown_kid_cooldown_seconds: seconds("the unknown-kid refetch cooldown").default(30),
-      fetch_timeout_seconds: seconds("the key fetch timeout").default(5),
+      refresh_interval_seconds: positiveSeconds("the key refresh interval").default(600),
+      max_stale_seconds: positiveSeconds("the maximum key staleness").default(4 * 24 * 3600),
+      unknown_kid_cooldown_seconds: positiveSeconds("the unknown-kid refetch cooldown").default(30),
+      fetch_timeout_seconds: positiveSeconds("the key fetch timeout").default(5),
       max_response_bytes: positiveInt("a response size limit in bytes").default(1024 * 1024),
     })
     .default({ refresh_interval_seconds: 600, max_stale_seconds: 4 * 24 * 3600, unknown_kid_cooldown_seconds: 30, fetch_timeout_seconds: 5, max_response_bytes: 1024 * 1024 }),

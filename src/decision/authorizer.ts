@@ -109,7 +109,9 @@ export class Authorizer {
 
   #decide(id: string, http: HttpRequestView, path: string, segments: string[], token: VerifiedToken): Decision {
     let destination: string | null = null;
-    if ((http.method === "MOVE" || http.method === "COPY") && http.destination !== undefined) {
+    if (http.method === "MOVE" || http.method === "COPY") {
+      // The grant must also cover the Destination (SEMANTICS §9): without one there is nothing to check.
+      if (http.destination === undefined) throw new DenyError("path_invalid", `${http.method} without a Destination header`);
       const normalized = normalizeRequestPath(destinationPath(http.destination));
       if (!normalized.ok) throw new DenyError("path_invalid", `Destination has ${normalized.why}`);
       destination = normalized.path;
@@ -125,7 +127,8 @@ export class Authorizer {
     });
     const result = this.#parts.engine.evaluate(input);
     if (!result.allow) throw new DenyError(result.reason as DenyReason);
-    return { id, reason: "allowed", tokenPresented: true, token, scope: result.scope, createOnly: result.createOnly };
+    // Create-only applies to uploads: If-None-Match: * makes an existing object's PUT fail (§9).
+    return { id, reason: "allowed", tokenPresented: true, token, scope: result.scope, createOnly: result.createOnly && http.method === "PUT" };
   }
 
   #denied(id: string, error: DenyError, tokenPresented: boolean): Decision {

@@ -2,6 +2,7 @@ import type { DenyReason, ReasonCode } from "../decision/reasons.js";
 import type { CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { type HeaderValueOption, HeaderValueOption_HeaderAppendAction } from "../gen/envoy/config/core/v3/base.js";
 import { StatusCode as HttpStatusCode } from "../gen/envoy/type/v3/http_status.js";
+import { CONTROL_CHARACTER } from "../paths/normalize.js";
 import type { VerifiedToken } from "../token/claims.js";
 
 /** gRPC status codes used in CheckResponse.status (google.rpc.Code). */
@@ -83,15 +84,15 @@ function identityValues(decision: Decision): Record<(typeof IDENTITY_HEADERS)[nu
     subject: token?.sub ?? null,
     issuer: token?.iss ?? null,
     scope: decision.scope ?? null,
-    groups: token && token.groups.length > 0 ? token.groups.join(",") : null,
+    // Comma-joined; a group name holding a comma could not be split back, so then no header.
+    groups: token && token.groups.length > 0 && !token.groups.some((g) => g.includes(",")) ? token.groups.join(",") : null,
     jti: token?.jti ?? null,
   };
 }
 
 // Header values must not carry line breaks or other controls; claims are attacker-influenced
 // only within a verified token, but an issuer's odd `sub` must not break the upstream request.
-// eslint-disable-next-line no-control-regex
-const UNSAFE_HEADER_VALUE = /[\u0000-\u001f\u007f]/;
+const UNSAFE_HEADER_VALUE = CONTROL_CHARACTER;
 
 /**
  * Maps a decision to Envoy's CheckResponse (SEMANTICS §11). Pure: no I/O, so it is tested

@@ -8,9 +8,10 @@
 export type PathResult = { ok: true; path: string; segments: string[] } | { ok: false; why: string };
 
 const HEX = /^[0-9A-Fa-f]{2}$/;
-// C0 controls and DEL.
+/** C0 controls, DEL and C1 controls: never valid in a path, a scope or a header value. */
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
+export const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL = CONTROL_CHARACTER;
 // Encoded separators, and what a second decoding would turn into a dot segment or a separator.
 const ENCODED_SEPARATOR = /%(2f|5c)/i;
 const DOUBLE_ENCODED = /%(2e|2f|5c)/i;

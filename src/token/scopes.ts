@@ -1,6 +1,6 @@
 import { PATH_AUTHZ } from "../config/authz-data.js";
 import { DenyError } from "../decision/reasons.js";
-import { normalizeScopePath } from "../paths/normalize.js";
+import { CONTROL_CHARACTER, normalizeScopePath } from "../paths/normalize.js";
 
 /** One entry of a token's scope, as the policy sees it (policies/README.md). */
 export interface ParsedScope {
@@ -13,8 +13,6 @@ export interface ParsedScope {
 
 const PATH_STYLE = new Set<string>(PATH_AUTHZ);
 const STORAGE_PREFIX = "storage.";
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
  * Parses scope entries (SEMANTICS §6): `AUTHZ[:PATH]`, AUTHZ case-sensitive. `read` and
@@ -26,7 +24,7 @@ export function parseScopes(entries: readonly string[]): ParsedScope[] {
   const scopes: ParsedScope[] = [];
   for (const raw of entries) {
     if (raw === "") continue;
-    if (CONTROL.test(raw)) throw new DenyError("scope_invalid", "control character in scope");
+    if (CONTROL_CHARACTER.test(raw)) throw new DenyError("scope_invalid", "control character in scope");
     const colon = raw.indexOf(":");
     const authz = colon === -1 ? raw : raw.slice(0, colon);
     const rawPath = colon === -1 ? null : raw.slice(colon + 1);

@@ -16,11 +16,36 @@ export interface TestService {
   close(): Promise<void>;
 }
 
+/** A settable clock, in milliseconds since the epoch, for the service's `now` seam. */
+export interface TestClock {
+  now(): number;
+  set(ms: number): void;
+  advance(ms: number): void;
+}
+
+export function testClock(startMs: number): TestClock {
+  let current = startMs;
+  return {
+    now: () => current,
+    set: (ms) => {
+      current = ms;
+    },
+    advance: (ms) => {
+      current += ms;
+    },
+  };
+}
+
 /**
  * Starts the real service in-process on 127.0.0.1:0 with `data` written as the
  * authorization data YAML and the policy compiled from policies/ (build/policy.wasm).
+ * `clock`, when given, drives token time checks, the verified-token cache and key staleness.
  */
-export async function startTestService(data: object, serviceOverrides: Record<string, unknown> = {}): Promise<TestService> {
+export async function startTestService(
+  data: object,
+  serviceOverrides: Record<string, unknown> = {},
+  clock?: TestClock,
+): Promise<TestService> {
   const dir = await mkdtemp(join(tmpdir(), "scitokens-authz-test-"));
   const dataFile = join(dir, "data.yaml");
   await writeFile(dataFile, stringify(data));
@@ -30,7 +55,13 @@ export async function startTestService(data: object, serviceOverrides: Record<st
     log: { level: "silent" },
     ...serviceOverrides,
   });
-  const service = await startService(config, { logger: createLogger("silent") });
+  let service: RunningService;
+  try {
+    service = await startService(config, { logger: createLogger("silent"), ...(clock ? { now: clock.now } : {}) });
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
   const target = `127.0.0.1:${service.port}`;
   return {
     service,
