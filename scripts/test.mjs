@@ -66,7 +66,7 @@ rmSync(report, { force: true });
 process.stderr.write("\n== vitest\n");
 const vitest = spawnSync(
   join(root, "node_modules", ".bin", "vitest"),
-  ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)],
+  ["run", "--testTimeout=30000", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)],
   { cwd: root, stdio: "inherit" },
 );
 if (!existsSync(report)) {

@@ -25,10 +25,6 @@ Usage:
 
 class UsageError extends Error {}
 
-function one<T>(values: T[] | undefined): T | undefined {
-  return values?.[values.length - 1];
-}
-
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {

@@ -1,6 +1,7 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { CONTROL_CHARACTER, normalizeConfiguredPath } from "../paths/normalize.js";
+import { keyUrlProblem } from "../token/keys/key-url.js";
 import { ConfigError } from "./config-error.js";
 import { readYamlFile, validate } from "./read-yaml.js";
 
@@ -23,19 +24,9 @@ export const ASYMMETRIC_ALGORITHMS = [
 ] as const;
 export const DEFAULT_ALGORITHMS = ["RS256", "ES256"] as const;
 
-const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
-
-/** True when a URL may be fetched: HTTPS, or HTTP to a loopback host (SEMANTICS §3). */
+/** True when a URL may be fetched for keys: HTTPS, or HTTP to a loopback host (SEMANTICS §3). */
 export function isFetchableUrl(value: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return false;
-  }
-  if (url.username || url.password) return false;
-  if (url.protocol === "https:") return true;
-  return url.protocol === "http:" && LOOPBACK_HOSTS.test(url.hostname);
+  return keyUrlProblem(value) === null;
 }
 
 const configuredPath = z.string().transform((raw, ctx) => {

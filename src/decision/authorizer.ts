@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuthzData } from "../config/authz-data.js";
-import { type Decision, decisionToResponse } from "../envoy/decision-to-response.js";
+import { type Decision, type ResponseSettings, decisionToResponse } from "../envoy/decision-to-response.js";
 import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
 import { buildPolicyInput } from "../envoy/policy-input.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
@@ -10,7 +10,7 @@ import type { PolicyEngine } from "../policy/engine.js";
 import { extractBearer } from "../token/bearer.js";
 import type { VerifiedToken } from "../token/claims.js";
 import type { TokenVerifier } from "../token/verify.js";
-import { DenyError, type DenyReason } from "./reasons.js";
+import { DenyError, INVALID_TOKEN_REASONS } from "./reasons.js";
 
 export interface AuthorizerParts {
   readonly data: AuthzData;
@@ -21,30 +21,27 @@ export interface AuthorizerParts {
   readonly newId?: () => string;
 }
 
-/** Token problems that `on_invalid: passthrough` lets through (SEMANTICS §10). */
-const INVALID_TOKEN_REASONS: ReadonlySet<DenyReason> = new Set<DenyReason>([
-  "token_malformed",
-  "token_too_large",
-  "profile_unknown",
-  "alg_not_allowed",
-  "issuer_untrusted",
-  "key_not_found",
-  "signature_invalid",
-  "token_expired",
-  "token_not_yet_valid",
-  "token_issued_in_future",
-  "claim_invalid",
-  "audience_mismatch",
-  "scope_invalid",
-]);
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/;
 
-const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+/** Host and port as compared between the request and a Destination: lower case, default ports dropped. */
+function comparableAuthority(authority: string): string {
+  return authority.toLowerCase().replace(/:(80|443)$/, "");
+}
 
-/** The raw path of a WebDAV Destination header (an absolute URI or an absolute path). */
-function destinationPath(value: string): string {
-  const authority = ABSOLUTE_URI.exec(value);
-  if (!authority) return value;
-  const rest = value.slice(authority[0].length);
+/**
+ * The path of a WebDAV Destination header (RFC 4918 §10.3: an absolute URI or an
+ * absolute path). A Destination on another host would make this server push data
+ * elsewhere (HTTP third-party copy), which no scope here grants; a network-path
+ * reference (`//host/…`) is refused as ambiguous.
+ */
+function destinationPath(value: string, requestHost: string): string {
+  if (value.startsWith("//")) throw new DenyError("path_invalid", "Destination is a network-path reference");
+  const uri = ABSOLUTE_URI.exec(value);
+  if (!uri) return value;
+  if (comparableAuthority(uri[1]!) !== comparableAuthority(requestHost)) {
+    throw new DenyError("scope_insufficient", "Destination on another host (third-party copy is not authorized)");
+  }
+  const rest = value.slice(uri[0].length);
   return rest === "" || rest.startsWith("?") || rest.startsWith("#") ? `/${rest}` : rest;
 }
 
@@ -57,10 +54,16 @@ function destinationPath(value: string): string {
 export class Authorizer {
   readonly #parts: AuthorizerParts;
   readonly #newId: () => string;
+  readonly #response: ResponseSettings;
 
   constructor(parts: AuthorizerParts) {
     this.#parts = parts;
     this.#newId = parts.newId ?? randomUUID;
+    this.#response = Object.freeze({
+      headerPrefix: parts.data.headerPrefix,
+      realm: parts.data.realm,
+      removeAuthorization: parts.data.removeAuthorization,
+    });
   }
 
   async check(request: CheckRequest): Promise<CheckResponse> {
@@ -87,12 +90,7 @@ export class Authorizer {
       decision = this.#denied(id, error, tokenPresented);
     }
     this.#log(decision, http, path, token, started);
-    const data = this.#parts.data;
-    return decisionToResponse(decision, {
-      headerPrefix: data.headerPrefix,
-      realm: data.realm,
-      removeAuthorization: data.removeAuthorization,
-    });
+    return decisionToResponse(decision, this.#response);
   }
 
   #bearer(http: HttpRequestView, presented: () => void): string | null {
@@ -112,7 +110,7 @@ export class Authorizer {
     if (http.method === "MOVE" || http.method === "COPY") {
       // The grant must also cover the Destination (SEMANTICS §9): without one there is nothing to check.
       if (http.destination === undefined) throw new DenyError("path_invalid", `${http.method} without a Destination header`);
-      const normalized = normalizeRequestPath(destinationPath(http.destination));
+      const normalized = normalizeRequestPath(destinationPath(http.destination, http.host));
       if (!normalized.ok) throw new DenyError("path_invalid", `Destination has ${normalized.why}`);
       destination = normalized.path;
     }
@@ -126,16 +124,16 @@ export class Authorizer {
       token,
     });
     const result = this.#parts.engine.evaluate(input);
-    if (!result.allow) throw new DenyError(result.reason as DenyReason);
+    if (!result.allow) throw new DenyError(result.reason);
     // Create-only applies to uploads: If-None-Match: * makes an existing object's PUT fail (§9).
     return { id, reason: "allowed", tokenPresented: true, token, scope: result.scope, createOnly: result.createOnly && http.method === "PUT" };
   }
 
   #denied(id: string, error: DenyError, tokenPresented: boolean): Decision {
     if (this.#parts.data.onInvalid === "passthrough" && INVALID_TOKEN_REASONS.has(error.code)) {
-      return { id, reason: "passthrough", tokenPresented };
+      return { id, reason: "passthrough", tokenPresented, detail: `${error.code}${error.detail ? `: ${error.detail}` : ""}` };
     }
-    return { id, reason: error.code, tokenPresented };
+    return { id, reason: error.code, tokenPresented, detail: error.detail };
   }
 
   #log(decision: Decision, http: HttpRequestView, path: string | undefined, token: VerifiedToken | undefined, started: bigint): void {
@@ -150,6 +148,7 @@ export class Authorizer {
         iss: token?.iss ?? null,
         sub: token?.sub ?? null,
         scope: decision.scope ?? null,
+        ...(decision.detail !== undefined ? { detail: decision.detail } : {}),
         duration_us: micros,
       },
       "decision",

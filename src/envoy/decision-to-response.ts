@@ -24,6 +24,8 @@ export interface Decision {
   readonly token?: VerifiedToken;
   readonly scope?: string | null;
   readonly createOnly?: boolean;
+  /** Why, for the decision log only (never on the wire, never token material). */
+  readonly detail?: string | undefined;
 }
 
 export interface ResponseSettings {
@@ -94,6 +96,28 @@ function identityValues(decision: Decision): Record<(typeof IDENTITY_HEADERS)[nu
 // only within a verified token, but an issuer's odd `sub` must not break the upstream request.
 const UNSAFE_HEADER_VALUE = CONTROL_CHARACTER;
 
+interface IdentityNames {
+  /** `prefix + suffix`, in IDENTITY_HEADERS order. */
+  readonly names: readonly string[];
+  /**
+   * The same names with `_` for `-`: CGI/WSGI upstreams read both as one variable, so a
+   * client must not be able to smuggle identity in through them either.
+   */
+  readonly underscored: readonly string[];
+}
+
+const namesByPrefix = new Map<string, IdentityNames>();
+
+function identityNames(prefix: string): IdentityNames {
+  let names = namesByPrefix.get(prefix);
+  if (!names) {
+    const hyphenated = IDENTITY_HEADERS.map((suffix) => `${prefix}${suffix}`);
+    names = { names: hyphenated, underscored: hyphenated.map((n) => n.replaceAll("-", "_")).filter((n, i) => n !== hyphenated[i]) };
+    namesByPrefix.set(prefix, names);
+  }
+  return names;
+}
+
 /**
  * Maps a decision to Envoy's CheckResponse (SEMANTICS §11). Pure: no I/O, so it is tested
  * with tables. Allowed requests get identity headers (client copies replaced or removed);
@@ -106,12 +130,14 @@ export function decisionToResponse(decision: Decision, settings: ResponseSetting
     const headers: HeaderValueOption[] = [];
     const headersToRemove: string[] = [];
     const values = identityValues(decision);
-    for (const suffix of IDENTITY_HEADERS) {
-      const name = `${settings.headerPrefix}${suffix}`;
+    const { names, underscored } = identityNames(settings.headerPrefix);
+    IDENTITY_HEADERS.forEach((suffix, i) => {
+      const name = names[i]!;
       const value = decision.reason === "allowed" ? values[suffix] : null;
       if (value !== null && !UNSAFE_HEADER_VALUE.test(value)) headers.push(set(name, value));
       else headersToRemove.push(name);
-    }
+    });
+    headersToRemove.push(...underscored);
     if (decision.createOnly) headers.push(set("if-none-match", "*"));
     if (settings.removeAuthorization) headersToRemove.push("authorization");
     return {

@@ -19,6 +19,20 @@ export class MissingHttpAttributes extends Error {
   override readonly name = "MissingHttpAttributes";
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A raw header value as UTF-8, like the `headers` map. Bytes that are not UTF-8 become
+ * a NUL, which every later check (paths, bearer tokens) refuses: fail closed.
+ */
+function rawHeaderValue(bytes: Buffer): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return "\u0000";
+  }
+}
+
 function header(headers: Readonly<Record<string, string>>, name: string, map: ReadonlyMap<string, string>): string | undefined {
   return headers[name] ?? map.get(name);
 }
@@ -34,7 +48,7 @@ export function readHttpRequest(request: CheckRequest): HttpRequestView {
   const fromMap = new Map<string, string>();
   for (const entry of http.headerMap?.headers ?? []) {
     const key = entry.key.toLowerCase();
-    const value = entry.rawValue.length > 0 ? entry.rawValue.toString("latin1") : entry.value;
+    const value = entry.rawValue.length > 0 ? rawHeaderValue(entry.rawValue) : entry.value;
     const previous = fromMap.get(key);
     fromMap.set(key, previous === undefined ? value : `${previous},${value}`);
   }

@@ -12,7 +12,6 @@ export interface PolicyInput {
   readonly route: string | null;
   readonly token: {
     readonly iss: string;
-    readonly sub: string | null;
     readonly profile: string;
     readonly aud: readonly string[] | null;
     readonly scopes: VerifiedToken["scopes"];
@@ -38,7 +37,6 @@ export function buildPolicyInput(parts: InputParts): PolicyInput {
     route: parts.route,
     token: {
       iss: parts.token.iss,
-      sub: parts.token.sub,
       profile: parts.token.profile,
       aud: parts.token.aud,
       scopes: parts.token.scopes,

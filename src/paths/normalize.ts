@@ -7,21 +7,18 @@
 
 export type PathResult = { ok: true; path: string; segments: string[] } | { ok: false; why: string };
 
-const HEX = /^[0-9A-Fa-f]{2}$/;
 /** C0 controls, DEL and C1 controls: never valid in a path, a scope or a header value. */
 // eslint-disable-next-line no-control-regex
 export const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 const CONTROL = CONTROL_CHARACTER;
-// Encoded separators, and what a second decoding would turn into a dot segment or a separator.
+// Encoded separators, and what a second decoding would turn into a dot segment, a
+// separator or a path parameter.
 const ENCODED_SEPARATOR = /%(2f|5c)/i;
-const DOUBLE_ENCODED = /%(2e|2f|5c)/i;
+const DOUBLE_ENCODED = /%(2e|2f|5c|3b)/i;
 
 /** Percent-decodes once; `null` when an escape is not `%` followed by two hex digits or the bytes are not UTF-8. */
 export function percentDecodeOnce(raw: string): string | null {
   if (!raw.includes("%")) return raw;
-  for (let i = raw.indexOf("%"); i !== -1; i = raw.indexOf("%", i + 1)) {
-    if (!HEX.test(raw.slice(i + 1, i + 3))) return null;
-  }
   try {
     return decodeURIComponent(raw);
   } catch {
@@ -29,11 +26,26 @@ export function percentDecodeOnce(raw: string): string | null {
   }
 }
 
+/**
+ * True for segments that some server resolves as `.` or `..`: the plain ones, with a
+ * path parameter (`..;x`: Tomcat and Jetty strip `;…`), with trailing spaces or extra
+ * dots (Windows strips them), or spelled with compatibility characters (NFKC turns the
+ * full-width `．．` into `..`). So: a segment whose part before `;` is only dots and
+ * spaces, with at least one dot.
+ */
+function isDotSegment(segment: string): boolean {
+  for (const form of [segment, segment.normalize("NFKC")]) {
+    const stem = form.split(";", 1)[0]!;
+    if (stem.includes(".") && /^[. ]+$/.test(stem)) return true;
+  }
+  return false;
+}
+
 function splitSegments(decoded: string): { segments: string[] } | { why: string } {
   const segments: string[] = [];
   for (const segment of decoded.split("/")) {
     if (segment === "") continue;
-    if (segment === "." || segment === "..") return { why: `a "${segment}" segment` };
+    if (isDotSegment(segment)) return { why: `a ${JSON.stringify(segment.slice(0, 16))} segment` };
     segments.push(segment);
   }
   return { segments };

@@ -1,20 +1,34 @@
 import { readFile } from "node:fs/promises";
 import { type LoadedPolicy, loadPolicy } from "@open-policy-agent/opa-wasm";
 import { ConfigError } from "../config/config-error.js";
-import { type ReasonCode, isReasonCode } from "../decision/reasons.js";
+import type { DenyReason } from "../decision/reasons.js";
 
 /** The entrypoint compiled by `opa build -e` (scripts/setup.mjs). */
 export const ENTRYPOINT = "scitokens/authz/decision";
 
+/** The reasons a policy may deny with; any other answer is a fault, never an allow. */
+export const POLICY_DENY_REASONS = [
+  "issuer_untrusted",
+  "audience_mismatch",
+  "path_outside_base",
+  "method_unmapped",
+  "scope_insufficient",
+] as const satisfies readonly DenyReason[];
+
+export type PolicyDenyReason = (typeof POLICY_DENY_REASONS)[number];
+
+const DENY_REASONS: ReadonlySet<string> = new Set(POLICY_DENY_REASONS);
+
 /** What policies/authz.rego decides (policies/README.md). */
-export interface PolicyDecision {
-  readonly allow: boolean;
-  readonly reason: ReasonCode;
-  /** The raw scope entry that granted the request, when allowed. */
-  readonly scope: string | null;
-  /** True when only `storage.create` granted the request: the upstream gets `If-None-Match: *`. */
-  readonly createOnly: boolean;
-}
+export type PolicyDecision =
+  | {
+      readonly allow: true;
+      /** The raw scope entry that granted the request. */
+      readonly scope: string | null;
+      /** True when only `storage.create` granted the request: an upload gets `If-None-Match: *`. */
+      readonly createOnly: boolean;
+    }
+  | { readonly allow: false; readonly reason: PolicyDenyReason };
 
 /** The policy returned something outside its contract: an internal fault, not a deny. */
 export class PolicyFault extends Error {
@@ -64,15 +78,12 @@ export class PolicyEngine {
     const result = Array.isArray(results) ? (results[0] as { result?: unknown } | undefined)?.result : undefined;
     if (result === null || typeof result !== "object") throw new PolicyFault("the policy returned no decision");
     const { allow, reason, scope, create_only: createOnly } = result as Record<string, unknown>;
-    if (typeof allow !== "boolean" || !isReasonCode(reason)) {
-      throw new PolicyFault("the policy decision lacks a boolean allow or a known reason code");
+    if (allow === true && reason === "allowed") {
+      return { allow: true, scope: typeof scope === "string" ? scope : null, createOnly: createOnly === true };
     }
-    if (allow !== (reason === "allowed")) throw new PolicyFault(`the policy returned allow=${allow} with reason ${reason}`);
-    return {
-      allow,
-      reason,
-      scope: typeof scope === "string" ? scope : null,
-      createOnly: createOnly === true,
-    };
+    if (allow === false && typeof reason === "string" && DENY_REASONS.has(reason)) {
+      return { allow: false, reason: reason as PolicyDenyReason };
+    }
+    throw new PolicyFault(`the policy returned allow=${String(allow)} with reason ${JSON.stringify(reason)}`);
   }
 }

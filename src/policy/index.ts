@@ -1,1 +1,1 @@
-export { ENTRYPOINT, type PolicyDecision, PolicyEngine, PolicyFault } from "./engine.js";
+export { ENTRYPOINT, POLICY_DENY_REASONS, type PolicyDecision, type PolicyDenyReason, PolicyEngine, PolicyFault } from "./engine.js";

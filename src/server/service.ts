@@ -53,6 +53,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   const verifier = new TokenVerifier({
     issuers: data.issuers,
     keys: (issuer, header) => keys.getKey(issuer, header),
+    recheckKey: (issuer, kid) => keys.assertStillUsable(issuer, kid),
     leewaySeconds: config.tokens.leewaySeconds,
     cacheEntries: config.tokens.cacheEntries,
     ...(seams.now ? { now: seams.now } : {}),

@@ -22,16 +22,25 @@ export interface VerifiedToken {
 
 type Claims = Record<string, unknown>;
 
+// A lone UTF-16 surrogate (a JSON "\ud800" escape) is not text: it cannot reach the
+// policy (OPA's JSON parser refuses it) nor a header, so such a claim is invalid.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function text(value: string, name: string): string {
+  if (LONE_SURROGATE.test(value)) throw new DenyError("claim_invalid", `${name} holds a lone surrogate`);
+  return value;
+}
+
 function optionalString(claims: Claims, name: string): string | null {
   const value = claims[name];
   if (value === undefined) return null;
   if (typeof value !== "string") throw new DenyError("claim_invalid", `${name} is not a string`);
-  return value;
+  return text(value, name);
 }
 
 function stringList(value: unknown, name: string): string[] {
-  if (typeof value === "string") return [value];
-  if (Array.isArray(value) && value.every((v): v is string => typeof v === "string")) return value;
+  if (typeof value === "string") return [text(value, name)];
+  if (Array.isArray(value) && value.every((v): v is string => typeof v === "string")) return value.map((v) => text(v, name));
   throw new DenyError("claim_invalid", `${name} is not a string or an array of strings`);
 }
 
@@ -55,23 +64,19 @@ export function detectProfile(claims: Claims): TokenProfile {
   }
   const wlcg = claims["wlcg.ver"];
   if (wlcg !== undefined) {
-    if (typeof wlcg === "string" && /^1\.[0-9A-Za-z.-]*$/.test(wlcg)) return "wlcg:1";
+    if (typeof wlcg === "string" && wlcg.startsWith("1.")) return "wlcg:1";
     throw new DenyError("profile_unknown", "unrecognized wlcg.ver");
   }
   return "scitokens:1";
 }
 
+/** The scope entries: `scope`, or in SciTokens 1 only, the legacy `scp` when `scope` is absent (§1). */
 function scopeEntries(claims: Claims, profile: TokenProfile): string[] {
-  const scope = claims["scope"];
-  if (scope !== undefined) {
-    if (typeof scope !== "string") throw new DenyError("claim_invalid", "scope is not a string");
-    if (profile !== "scitokens:1") return splitScopeString(scope);
-  }
-  if (profile !== "scitokens:1") return [];
-  // SciTokens 1 also accepts the legacy `scp`, type-checked even when `scope` wins.
-  const scp = claims["scp"];
-  const legacy = scp === undefined ? [] : stringList(scp, "scp").flatMap(splitScopeString);
-  return typeof scope === "string" ? splitScopeString(scope) : legacy;
+  const scope = optionalString(claims, "scope");
+  // SciTokens 1 type-checks `scp` even when `scope` wins; other profiles ignore it.
+  const scp = profile === "scitokens:1" && claims["scp"] !== undefined ? stringList(claims["scp"], "scp") : null;
+  if (scope !== null) return splitScopeString(scope);
+  return scp?.flatMap(splitScopeString) ?? [];
 }
 
 /**
@@ -88,9 +93,8 @@ export function readClaims(claims: Claims, issuer: IssuerPolicy): VerifiedToken 
   const nbf = numeric(claims, "nbf", false);
   const aud = claims["aud"] === undefined ? null : stringList(claims["aud"], "aud");
   const groupsClaim = claims["wlcg.groups"];
-  if (groupsClaim !== undefined && !(Array.isArray(groupsClaim) && groupsClaim.every((g) => typeof g === "string"))) {
-    throw new DenyError("claim_invalid", "wlcg.groups is not an array of strings");
-  }
+  if (groupsClaim !== undefined && !Array.isArray(groupsClaim)) throw new DenyError("claim_invalid", "wlcg.groups is not an array of strings");
+  const groups = groupsClaim === undefined ? [] : stringList(groupsClaim, "wlcg.groups");
   const profile = detectProfile(claims);
   const scopes = parseScopes(scopeEntries(claims, profile));
   if (issuer.maxLifetime !== null && exp - iat > issuer.maxLifetime) {
@@ -103,7 +107,7 @@ export function readClaims(claims: Claims, issuer: IssuerPolicy): VerifiedToken 
     aud,
     profile,
     scopes,
-    groups: (groupsClaim as string[] | undefined) ?? [],
+    groups,
     exp,
     iat,
     nbf,

@@ -9,14 +9,27 @@ import { fromJoseError } from "./jose-errors.js";
 /** Returns the verification key for a token header; throws DenyError (key_not_found, key_unavailable, ...). */
 export type KeyResolver = (issuer: string, header: JWSHeaderParameters) => Promise<CryptoKey | Uint8Array>;
 
+/**
+ * For a cached verification: throws the DenyError a fresh key lookup would throw now
+ * (keys too stale, `kid` withdrawn), synchronously and without I/O.
+ */
+export type KeyRecheck = (issuer: string, kid: string | undefined) => void;
+
 export interface TokenVerifierOptions {
   readonly issuers: ReadonlyMap<string, IssuerPolicy>;
   readonly keys: KeyResolver;
+  readonly recheckKey: KeyRecheck;
   readonly leewaySeconds: number;
   /** Verified tokens kept (keyed by a SHA-256 of the token); 0 disables the cache. */
   readonly cacheEntries: number;
   /** Clock seam, milliseconds since the epoch. */
   readonly now?: () => number;
+}
+
+/** A verified token and the `kid` its key was found by, to recheck the key on a cache hit. */
+interface CachedVerification {
+  readonly token: VerifiedToken;
+  readonly kid: string | undefined;
 }
 
 // A cached verification lives at most this long, so keys removed by the issuer stop
@@ -33,13 +46,16 @@ const HMAC_OR_NONE = /^(none|HS\d+)$/i;
 export class TokenVerifier {
   readonly #issuers: ReadonlyMap<string, IssuerPolicy>;
   readonly #keys: KeyResolver;
+  readonly #recheckKey: KeyRecheck;
   readonly #leeway: number;
   readonly #now: () => number;
-  readonly #cache: LRUCache<string, VerifiedToken> | null;
+  readonly #cache: LRUCache<string, CachedVerification> | null;
+  readonly #decoder = new TextDecoder();
 
   constructor(options: TokenVerifierOptions) {
     this.#issuers = options.issuers;
     this.#keys = options.keys;
+    this.#recheckKey = options.recheckKey;
     this.#leeway = options.leewaySeconds;
     this.#now = options.now ?? Date.now;
     this.#cache = options.cacheEntries > 0 ? new LRUCache({ max: options.cacheEntries }) : null;
@@ -50,19 +66,20 @@ export class TokenVerifier {
     const cacheKey = this.#cache ? createHash("sha256").update(token).digest("base64url") : "";
     const cached = this.#cache?.get(cacheKey);
     if (cached) {
-      checkTime(cached, nowMs / 1000, this.#leeway);
-      return cached;
+      this.#recheckKey(cached.token.iss, cached.kid);
+      checkTime(cached.token, nowMs / 1000, this.#leeway);
+      return cached.token;
     }
     const verified = await this.#verifyUncached(token);
-    checkTime(verified, this.#now() / 1000, this.#leeway);
+    checkTime(verified.token, this.#now() / 1000, this.#leeway);
     if (this.#cache) {
-      const ttl = Math.min(MAX_CACHE_MS, (verified.exp + this.#leeway) * 1000 - nowMs);
+      const ttl = Math.min(MAX_CACHE_MS, (verified.token.exp + this.#leeway) * 1000 - nowMs);
       if (ttl > 0) this.#cache.set(cacheKey, verified, { ttl });
     }
-    return verified;
+    return verified.token;
   }
 
-  async #verifyUncached(token: string): Promise<VerifiedToken> {
+  async #verifyUncached(token: string): Promise<CachedVerification> {
     let header: JWSHeaderParameters;
     let unverified: Record<string, unknown>;
     try {
@@ -82,19 +99,20 @@ export class TokenVerifier {
     let payload: Uint8Array;
     try {
       const key = await this.#keys(iss, header);
-      ({ payload } = await compactVerify(token, key, { algorithms: [...issuer.algorithms] }));
+      ({ payload } = await compactVerify(token, key, { algorithms: issuer.algorithms as string[] }));
     } catch (error) {
       throw fromJoseError(error, "verification");
     }
     let claims: unknown;
     try {
-      claims = JSON.parse(new TextDecoder().decode(payload));
+      claims = JSON.parse(this.#decoder.decode(payload));
     } catch (error) {
       throw new DenyError("token_malformed", "payload is not JSON", { cause: error });
     }
     if (claims === null || typeof claims !== "object" || Array.isArray(claims)) {
       throw new DenyError("token_malformed", "payload is not a JSON object");
     }
-    return readClaims(claims as Record<string, unknown>, issuer);
+    const kid = typeof header.kid === "string" ? header.kid : undefined;
+    return { token: readClaims(claims as Record<string, unknown>, issuer), kid };
   }
 }

@@ -92,7 +92,8 @@ function resolveTimes(claims: Record<string, unknown>, now: number): Record<stri
 
 async function tokenFor(spec: TokenSpec): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  const issuer = spec.issuer === "A" || spec.issuer === "B" || spec.issuer === "U" || spec.issuer === undefined ? issuers[spec.issuer ?? "A"].issuer : spec.issuer;
+  const name: string = spec.issuer ?? "A";
+  const issuer = name === "A" || name === "B" || name === "U" ? issuers[name as "A" | "B" | "U"].issuer : name;
   switch (spec.special) {
     case "not-a-jwt":
       return "not.a.jwt";

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { TEST_AUDIENCE, mint } from "../helpers/tokens.js";
-import { type TestClock, type TestService, startTestService, testClock } from "../helpers/service.js";
+import { type TestClock, type TestService, reasonOf, startTestService, testClock } from "../helpers/service.js";
 import { expectAllowed, expectDenied, unauthenticated } from "./expect-decision.js";
 
 // SEMANTICS §4: time is checked at each request and a verification is never honoured
@@ -63,27 +63,38 @@ describe("the verified-token cache never outlives exp", () => {
     expectDenied(await service.check({ method: "GET", path: PATH, token }), unauthenticated("token_expired"));
   });
 
-  it("the second presentation is answered from the cache: it survives the issuer dropping the key", async () => {
+  it("a cached verification is refused once the issuer withdraws the key", async () => {
     const rotating = (ownIssuer = await startOidcServer({ keys: [key] }));
     const service = await start({}, rotating);
     const t0 = clock.now() / 1000;
     const token = await mint(key, rotating.issuer, { now: new Date(t0 * 1000), lifetimeSeconds: LIFETIME_S });
     expectAllowed(await service.check({ method: "GET", path: PATH, token }));
+    expectAllowed(await service.check({ method: "GET", path: PATH, token }));
 
-    // The issuer now publishes no keys and the service has refetched them: an uncached
-    // verification of any token of this issuer fails. (That the cached verification still
-    // allows is the README's documented design, a cache entry lives up to 10 minutes; it
-    // shows here that the later checks of `token` are cache hits.)
+    // The issuer now publishes no keys and the service has refetched them: the token that
+    // was verified (and cached) before is refused like a fresh one.
     rotating.setKeys([]);
     await service.service.keys.refresh(rotating.issuer);
+    expectDenied(await service.check({ method: "GET", path: PATH, token }), unauthenticated("key_not_found"));
     const fresh = await mint(key, rotating.issuer, { now: new Date(t0 * 1000), lifetimeSeconds: LIFETIME_S });
     expectDenied(await service.check({ method: "GET", path: PATH, token: fresh }), unauthenticated("key_not_found"));
+  });
 
-    clock.advance(60_000);
+  it("a cached verification is refused once the issuer's keys are past their maximum staleness", async () => {
+    const failing = (ownIssuer = await startOidcServer({ keys: [key] }));
+    const service = await start({ keys: { max_stale_seconds: 120 } }, failing);
+    const t0 = clock.now() / 1000;
+    const token = await mint(key, failing.issuer, { now: new Date(t0 * 1000), lifetimeSeconds: LIFETIME_S });
     expectAllowed(await service.check({ method: "GET", path: PATH, token }));
-    // ... and still the cached entry is denied once exp + leeway has passed.
-    atSeconds(t0 + LIFETIME_S + LEEWAY_S + 1);
-    expectDenied(await service.check({ method: "GET", path: PATH, token }), unauthenticated("token_expired"));
+
+    failing.respond("jwks", { status: 500, body: "" });
+    failing.respond("openid-configuration", { status: 500, body: "" });
+    atSeconds(t0 + 60);
+    expectAllowed(await service.check({ method: "GET", path: PATH, token }));
+    atSeconds(t0 + 121);
+    const response = await service.check({ method: "GET", path: PATH, token });
+    expect(response.deniedResponse?.status?.code).toBe(503);
+    expect(reasonOf(response)).toBe("key_unavailable");
   });
 
   it("a token cached while valid is not valid before its nbf when the clock is set back", async () => {

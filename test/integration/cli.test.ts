@@ -23,8 +23,13 @@ interface Served {
   stop(): Promise<number | null>;
 }
 
+// Every child started, so that none outlives the file even when a test fails or times out.
+const children = new Set<ChildProcess>();
+
 function serve(args: string[]): Served {
   const child = spawn(process.execPath, [CLI, "serve", ...args], { cwd: PACKAGE_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
   const lines: string[] = [];
   const waiters: Array<{ pattern: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
   let stderr = "";
@@ -71,6 +76,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const child of children) child.kill("SIGKILL");
   await issuer?.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -194,5 +200,5 @@ describe("scitokens-authz serve (embedded default)", () => {
     const after = await run(process.execPath, [CLI, "token", "create", "--scope", "read:/"]).catch((e: { code: number; stderr: string }) => e);
     expect((after as { code: number }).code).toBe(1);
     expect((after as { stderr: string }).stderr).toContain("the development issuer is not running");
-  });
+  }, 60_000);
 });

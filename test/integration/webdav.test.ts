@@ -87,3 +87,22 @@ describe("groups header", () => {
     expect(response.okResponse?.headersToRemove).toContain("x-scitokens-groups");
   });
 });
+
+describe("Destination on another host", () => {
+  it.each([
+    { name: "another host name", destination: "https://evil.example.net/store/up/x", reason: "scope_insufficient" },
+    { name: "the same host with another port", destination: "https://storage.example.org:8443/store/up/x", reason: "scope_insufficient" },
+    { name: "a network-path reference", destination: "//evil.example.net/store/up/x", reason: "path_invalid" },
+  ])("COPY to $name is refused ($reason)", async ({ destination, reason }) => {
+    const token = await mint(key, issuer.issuer, { scopes: ["write:/up", "read:/up"] });
+    const response = await svc.check({ method: "COPY", path: "/store/up/a", token, headers: { destination } });
+    if (reason === "path_invalid") expectDenied(response, { grpc: GrpcCode.INVALID_ARGUMENT, http: 400, reason, wwwAuthenticate: null });
+    else expectDenied(response, { grpc: GrpcCode.PERMISSION_DENIED, http: 403, reason });
+  });
+
+  it("the same host with its default port and another letter case is the same host", async () => {
+    const token = await mint(key, issuer.issuer, { scopes: ["write:/up"] });
+    const response = await svc.check({ method: "MOVE", path: "/store/up/a", token, headers: { destination: "https://STORAGE.example.org:443/store/up/b" } });
+    expect(reasonOf(response)).toBe("allowed");
+  });
+});

@@ -29,7 +29,7 @@ function jwksUriFrom(metadata: Record<string, unknown>, issuer: string, url: str
   }
   const jwksUri = metadata.jwks_uri;
   if (typeof jwksUri !== "string") throw new KeySourceError(`${url}: metadata has no jwks_uri string`);
-  const problem = keyUrlProblem(jwksUri);
+  const problem = keyUrlProblem(jwksUri, issuer);
   if (problem !== null) throw new KeySourceError(`${url}: jwks_uri ${jwksUri} ${problem}`);
   return jwksUri;
 }

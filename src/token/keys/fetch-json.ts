@@ -31,7 +31,7 @@ export async function fetchJsonObject(url: string, limits: FetchLimits): Promise
   let current = url;
   try {
     for (let hop = 0; ; hop++) {
-      const problem = keyUrlProblem(current);
+      const problem = keyUrlProblem(current, url);
       if (problem !== null) throw new KeySourceError(`refusing to fetch ${current}: URL ${problem}`);
       const response = await limits.fetch(current, {
         redirect: "manual",

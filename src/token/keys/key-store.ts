@@ -184,6 +184,20 @@ export class KeyStore {
   }
 
   /**
+   * For a token verified earlier (the verified-token cache): throws the `DenyError`
+   * {@link KeyStore.getKey} would throw now without fetching: `key_unavailable` when the
+   * issuer's keys are too stale or gone, `key_not_found` when `kid` is no longer
+   * published. Synchronous, no I/O.
+   */
+  assertStillUsable(issuer: string, kid: string | undefined): void {
+    const state = this.#issuers.get(issuer);
+    if (state === undefined) throw new DenyError("issuer_untrusted");
+    const keys = this.#usableKeys(state);
+    if (keys === undefined) throw new DenyError("key_unavailable", state.lastError ?? "no keys");
+    if (kid !== undefined && !keys.kids.has(kid)) throw new DenyError("key_not_found", "kid no longer published");
+  }
+
+  /**
    * Fetch `issuer`'s keys now (joining a fetch already running), outside any cooldown.
    * Resolves when the attempt has ended; a failure is reported by
    * {@link KeyStore.status} and the log, not by rejecting. Rejects with `DenyError`

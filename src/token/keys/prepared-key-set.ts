@@ -7,7 +7,6 @@ import {
   type JWSHeaderParameters,
   type LocalJWKSet,
 } from "jose";
-import { DenyError } from "../../decision/reasons.js";
 import { fromJoseError } from "../jose-errors.js";
 import { KeySourceError } from "./key-source-error.js";
 

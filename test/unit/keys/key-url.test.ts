@@ -51,3 +51,16 @@ describe("discoveryUrls", () => {
     expect(discoveryUrls(issuer)).toEqual([oidc, rfc8414]);
   });
 });
+
+describe("keyUrlProblem with the URL that led there", () => {
+  it.each([
+    ["a loopback jwks_uri from a loopback issuer", "http://127.0.0.1:8484/jwks", "http://127.0.0.1:8484/dev", null],
+    ["an https jwks_uri from a remote issuer", "https://keys.example.org/jwks", "https://op.example.org", null],
+    ["a plain-http loopback jwks_uri from a remote issuer", "http://127.0.0.1:2379/v2/keys", "https://op.example.org", "reached from a remote URL"],
+    ["a redirect to plain-http localhost from a remote URL", "http://localhost:8080/admin", "https://op.example.org/jwks", "reached from a remote URL"],
+  ])("%s", (_name, url, from, problem) => {
+    const result = keyUrlProblem(url, from);
+    if (problem === null) expect(result).toBeNull();
+    else expect(result).toContain(problem);
+  });
+});
