@@ -13,6 +13,8 @@ default decision := {"allow": false, "reason": "scope_insufficient", "scope": nu
 
 decision := _deny("issuer_untrusted") if {
 	not _issuer
+} else := _deny("issuer_untrusted") if {
+	not _route_issuer_ok
 } else := _deny("audience_mismatch") if {
 	not _audience_ok
 } else := _deny("path_outside_base") if {
@@ -33,6 +35,35 @@ _deny(reason) := {"allow": false, "reason": reason, "scope": null, "create_only"
 # --- Request ---------------------------------------------------------------
 
 _issuer := data.issuers[input.token.iss]
+
+# --- Route section (selected by Envoy's context_extensions.route) ------------
+
+# The named route's overrides; {} for the top-level section. A key that is null (or
+# absent) in the route falls back to the issuer's or the top-level value.
+default _route := {}
+
+_route := r if {
+	r := data.routes[input.route]
+}
+
+_route_override(key) := v if {
+	v := object.get(_route, key, null)
+	v != null
+}
+
+_route_issuer_ok if not _route_override("issuers")
+
+_route_issuer_ok if input.token.iss in _route_override("issuers")
+
+_base_paths := b if {
+	b := _route_override("base_path")
+} else := _issuer.base_path
+
+_named_scopes := n if {
+	n := _route_override("named_scopes")
+} else := n if {
+	n := data.named_scopes
+} else := {}
 
 _method := input.attributes.request.http.method
 
@@ -62,6 +93,8 @@ _any_audiences := {"ANY", "https://wlcg.cern.ch/jwt/v1/any"}
 _aud_optional_profiles := {"scitokens:1"}
 
 _accepted_audiences := a if {
+	a := _route_override("audiences")
+} else := a if {
 	a := object.get(_issuer, "audiences", null)
 	a != null
 } else := a if {
@@ -115,7 +148,7 @@ _join(b, p) := p if {
 # --- §8 Base and restricted paths ------------------------------------------
 
 _request_in_base if {
-	some b in _issuer.base_path
+	some b in _base_paths
 	_covers(b, _request_path)
 }
 
@@ -136,7 +169,7 @@ _method_mapped if {
 }
 
 _method_mapped if {
-	some named in data.named_scopes
+	some named in _named_scopes
 	_method in named.methods
 }
 
@@ -149,7 +182,7 @@ _path_style(authz) if data.verbs[authz]
 _grants_path(scope, p) if {
 	_method in data.verbs[scope.authz]
 	is_string(scope.path)
-	some b in _issuer.base_path
+	some b in _base_paths
 	_covers(_join(b, scope.path), p)
 	_restricted_ok(b, p)
 }
@@ -158,10 +191,10 @@ _grants_path(scope, p) if {
 # anywhere when it has none), and never outside base or restricted paths.
 _grants_path(scope, p) if {
 	not _path_style(scope.authz)
-	named := data.named_scopes[scope.authz]
+	named := _named_scopes[scope.authz]
 	_method in named.methods
 	_named_path_ok(object.get(named, "paths", null), p)
-	some b in _issuer.base_path
+	some b in _base_paths
 	_covers(b, p)
 	_restricted_ok(b, p)
 }

@@ -609,3 +609,73 @@ test_decision_has_exactly_the_contract_keys if {
 	d := _decide(_req("GET", "/protected/a", [_scope("read", "/")]))
 	{k | some k, _ in d} == {"allow", "reason", "scope", "create_only"}
 }
+
+# --- Route sections (context_extensions.route) -----------------------------
+
+_routes := {
+	"dqsegdb": {
+		"issuers": ["https://root.example"],
+		"audiences": ["https://segments.ligo.org"],
+		"base_path": ["/dq"],
+		"named_scopes": {"dqsegdb.read": {"methods": ["GET", "HEAD"], "paths": null}},
+	},
+	"webdav": {"issuers": null, "audiences": null, "base_path": null, "named_scopes": null},
+}
+
+_on_route(inp, route) := object.union(inp, {"route": route})
+
+_decide_routes(inp) := d if {
+	d := data.scitokens.authz.decision with input as inp
+		with data.audiences as _audiences
+		with data.issuers as _issuers
+		with data.verbs as _verbs
+		with data.named_scopes as _named
+		with data.routes as _routes
+}
+
+_dq_token_patch := {"iss": "https://root.example", "aud": ["https://segments.ligo.org"]}
+
+test_route_named_scope_with_route_audience_and_base if {
+	inp := _on_route(_req_tok("GET", "/dq/segments", [_scope("dqsegdb.read", null)], _dq_token_patch), "dqsegdb")
+	d := _decide_routes(inp)
+	d.allow
+	d.scope == "dqsegdb.read"
+}
+
+test_route_issuer_not_allowed_on_route if {
+	inp := _on_route(_req_tok("GET", "/dq/segments", [_scope("dqsegdb.read", null)], {"aud": ["https://segments.ligo.org"]}), "dqsegdb")
+	_decide_routes(inp).reason == "issuer_untrusted"
+}
+
+test_route_audience_overrides_global if {
+	inp := _on_route(_req_tok("GET", "/dq/segments", [_scope("dqsegdb.read", null)], {"iss": "https://root.example"}), "dqsegdb")
+	_decide_routes(inp).reason == "audience_mismatch"
+}
+
+test_route_base_path_overrides_issuer if {
+	inp := _on_route(_req_tok("GET", "/other", [_scope("read", "/")], _dq_token_patch), "dqsegdb")
+	_decide_routes(inp).reason == "path_outside_base"
+}
+
+test_route_named_scopes_replace_global if {
+	# gracedb.read is a global named scope, but the route defines its own set.
+	inp := _on_route(_req_tok("GET", "/dq/x", [_scope("gracedb.read", null)], _dq_token_patch), "dqsegdb")
+	_decide_routes(inp).reason == "scope_insufficient"
+}
+
+test_route_path_scopes_relative_to_route_base if {
+	inp := _on_route(_req_tok("GET", "/dq/a/b", [_scope("read", "/a")], _dq_token_patch), "dqsegdb")
+	_decide_routes(inp).allow
+}
+
+test_route_with_null_overrides_behaves_like_top_level if {
+	top := _decide_routes(_req("GET", "/protected/x", [_scope("read", "/")]))
+	routed := _decide_routes(_on_route(_req("GET", "/protected/x", [_scope("read", "/")]), "webdav"))
+	top == routed
+	routed.allow
+}
+
+test_route_global_named_scope_on_a_route_without_override if {
+	inp := _on_route(_req("GET", "/protected/anything", [_scope("gracedb.read", null)]), "webdav")
+	_decide_routes(inp).allow
+}

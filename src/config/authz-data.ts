@@ -82,9 +82,35 @@ const namedScopeSchema = z.strictObject({
   paths: z.array(configuredPath).min(1).optional(),
 });
 
+const headerPrefix = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "expected a lower-case header-name prefix like x-scitokens-");
+
 const headersSchema = z.strictObject({
-  prefix: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "expected a lower-case header-name prefix like x-scitokens-").default("x-scitokens-"),
+  prefix: headerPrefix.default("x-scitokens-"),
   remove_authorization: z.boolean().default(false),
+});
+
+const realm = z
+  .string()
+  .regex(/^[^"\\]+$/, "expected a realm without quotes or backslashes")
+  .refine((value) => !CONTROL_CHARACTER.test(value), "expected a realm without control characters");
+
+const onMissing = z.enum(["deny", "passthrough"]);
+const onInvalid = z.enum(["deny", "passthrough"]);
+const corsPreflight = z.enum(["allow", "deny"]);
+const usernameClaim = z.string().regex(/^[^\s]+$/, "expected a claim name, like sub or preferred_username");
+
+/** A route section (SEMANTICS §10, issue "per-route settings"): overrides for the requests Envoy tags with its name. */
+const routeSchema = z.strictObject({
+  audiences: z.array(audience).optional(),
+  issuers: z.array(z.string().min(1)).min(1, "expected at least one issuer, or leave issuers out").optional(),
+  base_path: pathList.optional(),
+  named_scopes: z.record(z.string(), namedScopeSchema).optional(),
+  headers: z.strictObject({ prefix: headerPrefix.optional(), remove_authorization: z.boolean().optional() }).optional(),
+  realm: realm.optional(),
+  on_missing: onMissing.optional(),
+  on_invalid: onInvalid.optional(),
+  cors_preflight: corsPreflight.optional(),
+  username_claim: usernameClaim.optional(),
 });
 
 const authzDataSchema = z
@@ -94,16 +120,28 @@ const authzDataSchema = z
     verbs: z.partialRecord(z.enum(PATH_AUTHZ), z.array(method)).optional(),
     named_scopes: z.record(z.string(), namedScopeSchema).optional(),
     headers: headersSchema.optional(),
-    realm: z
-      .string()
-      .regex(/^[^"\\]+$/, "expected a realm without quotes or backslashes")
-      .refine((realm) => !CONTROL_CHARACTER.test(realm), "expected a realm without control characters")
-      .default("scitokens-authz"),
-    on_missing: z.enum(["deny", "passthrough"]).default("deny"),
-    on_invalid: z.enum(["deny", "passthrough"]).default("deny"),
+    realm: realm.default("scitokens-authz"),
+    on_missing: onMissing.default("deny"),
+    on_invalid: onInvalid.default("deny"),
+    cors_preflight: corsPreflight.default("allow"),
+    username_claim: usernameClaim.default("sub"),
+    routes: z.record(z.string().min(1, "expected a route name"), routeSchema).optional(),
   });
 
 type Problem = { path: PropertyKey[]; message: string };
+
+function namedScopeNameProblems(namedScopes: unknown, at: PropertyKey[]): Problem[] {
+  if (!isRecord(namedScopes)) return [];
+  const problems: Problem[] = [];
+  for (const name of Object.keys(namedScopes)) {
+    if ((PATH_AUTHZ as string[]).includes(name)) {
+      problems.push({ path: [...at, name], message: "is a path-style scope: configure its methods under verbs" });
+    } else if (!/^[^\s:]+$/.test(name)) {
+      problems.push({ path: [...at, name], message: "expected a scope name without spaces or colons" });
+    }
+  }
+  return problems;
+}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
@@ -133,12 +171,17 @@ function crossChecks(raw: Record<string, unknown>): Problem[] {
       });
     }
   });
-  if (isRecord(raw["named_scopes"])) {
-    for (const name of Object.keys(raw["named_scopes"])) {
-      if ((PATH_AUTHZ as string[]).includes(name)) {
-        problems.push({ path: ["named_scopes", name], message: "is a path-style scope: configure its methods under verbs" });
-      } else if (!/^[^\s:]+$/.test(name)) {
-        problems.push({ path: ["named_scopes", name], message: "expected a scope name without spaces or colons" });
+  problems.push(...namedScopeNameProblems(raw["named_scopes"], ["named_scopes"]));
+  if (isRecord(raw["routes"])) {
+    for (const [name, route] of Object.entries(raw["routes"])) {
+      if (!isRecord(route)) continue;
+      problems.push(...namedScopeNameProblems(route["named_scopes"], ["routes", name, "named_scopes"]));
+      if (Array.isArray(route["issuers"])) {
+        route["issuers"].forEach((iss: unknown, i) => {
+          if (typeof iss === "string" && !seen.has(iss)) {
+            problems.push({ path: ["routes", name, "issuers", i], message: `${JSON.stringify(iss)} is not one of the issuers listed under issuers` });
+          }
+        });
       }
     }
   }
@@ -157,6 +200,22 @@ export interface IssuerPolicy {
   readonly maxLifetime: number | null;
 }
 
+/** What TypeScript applies for one route (the top-level section or a named one), prepared once. */
+export interface RouteSettings {
+  /** null for the top-level section (requests without a `route` context extension). */
+  readonly name: string | null;
+  /** Issuers whose tokens this route accepts; null: every configured issuer. */
+  readonly allowedIssuers: ReadonlySet<string> | null;
+  readonly onMissing: "deny" | "passthrough";
+  readonly onInvalid: "deny" | "passthrough";
+  readonly corsPreflight: "allow" | "deny";
+  /** The claim sent upstream as the subject header. */
+  readonly usernameClaim: string;
+  readonly headerPrefix: string;
+  readonly removeAuthorization: boolean;
+  readonly realm: string;
+}
+
 /** Authorization data after validation: what TypeScript needs, and the document Rego sees. */
 export interface AuthzData {
   readonly file: string;
@@ -166,6 +225,12 @@ export interface AuthzData {
   readonly realm: string;
   readonly onMissing: "deny" | "passthrough";
   readonly onInvalid: "deny" | "passthrough";
+  /** Settings for requests without a `route` context extension. */
+  readonly defaultRoute: RouteSettings;
+  /** Named route sections, selected by the `route` context extension. */
+  readonly routes: ReadonlyMap<string, RouteSettings>;
+  /** Every claim some route sends as the subject: the verifier keeps exactly these. */
+  readonly identityClaims: readonly string[];
   /** The data document given to the WASM policy (policies/README.md). */
   readonly policyData: Readonly<Record<string, unknown>>;
 }
@@ -195,21 +260,62 @@ export function parseAuthzData(file: string, raw: unknown): AuthzData {
     };
   }
   const verbs: Record<string, readonly string[]> = { ...DEFAULT_VERBS, ...(data.verbs ?? {}) };
-  const namedScopes: Record<string, unknown> = {};
-  for (const [name, scope] of Object.entries(data.named_scopes ?? {})) {
-    namedScopes[name] = { methods: scope.methods, paths: scope.paths ?? null };
-  }
+  const namedScopes = namedScopesData(data.named_scopes ?? {});
   const headers = data.headers ?? { prefix: "x-scitokens-", remove_authorization: false };
-  return Object.freeze({
-    file,
-    issuers,
+  const defaultRoute: RouteSettings = Object.freeze({
+    name: null,
+    allowedIssuers: null,
+    onMissing: data.on_missing,
+    onInvalid: data.on_invalid,
+    corsPreflight: data.cors_preflight,
+    usernameClaim: data.username_claim,
     headerPrefix: headers.prefix,
     removeAuthorization: headers.remove_authorization,
     realm: data.realm,
-    onMissing: data.on_missing,
-    onInvalid: data.on_invalid,
-    policyData: deepFreeze({ audiences: data.audiences, issuers: policyIssuers, verbs, named_scopes: namedScopes }),
   });
+  const routes = new Map<string, RouteSettings>();
+  const policyRoutes: Record<string, unknown> = {};
+  for (const [name, route] of Object.entries(data.routes ?? {})) {
+    routes.set(
+      name,
+      Object.freeze({
+        name,
+        allowedIssuers: route.issuers ? new Set(route.issuers) : null,
+        onMissing: route.on_missing ?? defaultRoute.onMissing,
+        onInvalid: route.on_invalid ?? defaultRoute.onInvalid,
+        corsPreflight: route.cors_preflight ?? defaultRoute.corsPreflight,
+        usernameClaim: route.username_claim ?? defaultRoute.usernameClaim,
+        headerPrefix: route.headers?.prefix ?? defaultRoute.headerPrefix,
+        removeAuthorization: route.headers?.remove_authorization ?? defaultRoute.removeAuthorization,
+        realm: route.realm ?? defaultRoute.realm,
+      }),
+    );
+    policyRoutes[name] = {
+      issuers: route.issuers ?? null,
+      audiences: route.audiences ?? null,
+      base_path: route.base_path ?? null,
+      named_scopes: route.named_scopes ? namedScopesData(route.named_scopes) : null,
+    };
+  }
+  return Object.freeze({
+    file,
+    issuers,
+    headerPrefix: defaultRoute.headerPrefix,
+    removeAuthorization: defaultRoute.removeAuthorization,
+    realm: defaultRoute.realm,
+    onMissing: defaultRoute.onMissing,
+    onInvalid: defaultRoute.onInvalid,
+    defaultRoute,
+    routes,
+    identityClaims: Object.freeze([...new Set([defaultRoute.usernameClaim, ...[...routes.values()].map((r) => r.usernameClaim)])]),
+    policyData: deepFreeze({ audiences: data.audiences, issuers: policyIssuers, verbs, named_scopes: namedScopes, routes: policyRoutes }),
+  });
+}
+
+function namedScopesData(scopes: Record<string, { methods: string[]; paths?: string[] | undefined }>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, scope] of Object.entries(scopes)) out[name] = { methods: scope.methods, paths: scope.paths ?? null };
+  return out;
 }
 
 /** Reads and validates an authorization data YAML file. */

@@ -2,6 +2,7 @@ export { ConfigError } from "./config-error.js";
 export {
   type AuthzData,
   type IssuerPolicy,
+  type RouteSettings,
   type PathAuthz,
   ASYMMETRIC_ALGORITHMS,
   DEFAULT_ALGORITHMS,

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import type { AuthzData } from "../config/authz-data.js";
+import type { AuthzData, RouteSettings } from "../config/authz-data.js";
 import { type Decision, type ResponseSettings, decisionToResponse } from "../envoy/decision-to-response.js";
 import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
 import { buildPolicyInput } from "../envoy/policy-input.js";
@@ -19,6 +19,29 @@ export interface AuthorizerParts {
   readonly maxTokenBytes: number;
   readonly logger: Logger;
   readonly newId?: () => string;
+}
+
+/** A route's settings with its response settings prepared once. */
+interface Route {
+  readonly settings: RouteSettings;
+  readonly response: ResponseSettings;
+}
+
+function prepareRoute(settings: RouteSettings): Route {
+  return {
+    settings,
+    response: Object.freeze({
+      headerPrefix: settings.headerPrefix,
+      realm: settings.realm,
+      removeAuthorization: settings.removeAuthorization,
+      usernameClaim: settings.usernameClaim,
+    }),
+  };
+}
+
+/** A request names a route the data does not define: a deployment fault (gRPC error). */
+export class UnknownRoute extends Error {
+  override readonly name = "UnknownRoute";
 }
 
 const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/;
@@ -54,21 +77,20 @@ function destinationPath(value: string, requestHost: string): string {
 export class Authorizer {
   readonly #parts: AuthorizerParts;
   readonly #newId: () => string;
-  readonly #response: ResponseSettings;
+  readonly #default: Route;
+  readonly #routes: ReadonlyMap<string, Route>;
 
   constructor(parts: AuthorizerParts) {
     this.#parts = parts;
     this.#newId = parts.newId ?? randomUUID;
-    this.#response = Object.freeze({
-      headerPrefix: parts.data.headerPrefix,
-      realm: parts.data.realm,
-      removeAuthorization: parts.data.removeAuthorization,
-    });
+    this.#default = prepareRoute(parts.data.defaultRoute);
+    this.#routes = new Map([...parts.data.routes].map(([name, settings]) => [name, prepareRoute(settings)]));
   }
 
   async check(request: CheckRequest): Promise<CheckResponse> {
     const started = process.hrtime.bigint();
     const http = readHttpRequest(request);
+    const route = this.#route(http);
     const id = this.#newId();
     let decision: Decision;
     let token: VerifiedToken | undefined;
@@ -80,17 +102,37 @@ export class Authorizer {
       path = normalized.path;
       const bearer = this.#bearer(http, () => (tokenPresented = true));
       if (bearer === null) {
-        decision = { id, reason: this.#parts.data.onMissing === "passthrough" ? "passthrough" : "token_missing", tokenPresented };
+        decision = { id, reason: this.#withoutToken(route.settings, http), tokenPresented };
       } else {
-        token = await this.#parts.verifier.verify(bearer);
-        decision = this.#decide(id, http, normalized.path, normalized.segments, token);
+        token = await this.#parts.verifier.verify(bearer, route.settings.allowedIssuers);
+        decision = this.#decide(id, http, route.settings, normalized.path, normalized.segments, token);
       }
     } catch (error) {
       if (!(error instanceof DenyError)) throw error;
-      decision = this.#denied(id, error, tokenPresented);
+      decision = this.#denied(id, route.settings, error, tokenPresented);
     }
-    this.#log(decision, http, path, token, started);
-    return decisionToResponse(decision, this.#response);
+    this.#log(decision, http, route.settings, path, token, started);
+    return decisionToResponse(decision, route.response);
+  }
+
+  /**
+   * The route section named by the `route` context extension (Envoy's per-route
+   * check_settings), or the top-level one. A name the data does not define is a
+   * deployment fault, not the client's: it throws, so Envoy's failure mode decides.
+   */
+  #route(http: HttpRequestView): Route {
+    const name = http.contextExtensions["route"];
+    if (name === undefined) return this.#default;
+    const route = this.#routes.get(name);
+    if (!route) throw new UnknownRoute(`the route ${JSON.stringify(name)} (context_extensions.route) is not defined in the authorization data`);
+    return route;
+  }
+
+  /** No bearer token: a CORS preflight (§10), `on_missing: passthrough`, or `token_missing`. */
+  #withoutToken(route: RouteSettings, http: HttpRequestView): "passthrough" | "token_missing" {
+    const preflight = http.method === "OPTIONS" && http.origin !== undefined && http.accessControlRequestMethod !== undefined;
+    if (preflight && route.corsPreflight === "allow") return "passthrough";
+    return route.onMissing === "passthrough" ? "passthrough" : "token_missing";
   }
 
   #bearer(http: HttpRequestView, presented: () => void): string | null {
@@ -105,7 +147,7 @@ export class Authorizer {
     }
   }
 
-  #decide(id: string, http: HttpRequestView, path: string, segments: string[], token: VerifiedToken): Decision {
+  #decide(id: string, http: HttpRequestView, route: RouteSettings, path: string, segments: string[], token: VerifiedToken): Decision {
     let destination: string | null = null;
     if (http.method === "MOVE" || http.method === "COPY") {
       // The grant must also cover the Destination (SEMANTICS §9): without one there is nothing to check.
@@ -120,7 +162,7 @@ export class Authorizer {
       path,
       segments,
       destination,
-      route: http.contextExtensions["route"] ?? null,
+      route: route.name,
       token,
     });
     const result = this.#parts.engine.evaluate(input);
@@ -129,20 +171,21 @@ export class Authorizer {
     return { id, reason: "allowed", tokenPresented: true, token, scope: result.scope, createOnly: result.createOnly && http.method === "PUT" };
   }
 
-  #denied(id: string, error: DenyError, tokenPresented: boolean): Decision {
-    if (this.#parts.data.onInvalid === "passthrough" && INVALID_TOKEN_REASONS.has(error.code)) {
+  #denied(id: string, route: RouteSettings, error: DenyError, tokenPresented: boolean): Decision {
+    if (route.onInvalid === "passthrough" && INVALID_TOKEN_REASONS.has(error.code)) {
       return { id, reason: "passthrough", tokenPresented, detail: `${error.code}${error.detail ? `: ${error.detail}` : ""}` };
     }
     return { id, reason: error.code, tokenPresented, detail: error.detail };
   }
 
-  #log(decision: Decision, http: HttpRequestView, path: string | undefined, token: VerifiedToken | undefined, started: bigint): void {
+  #log(decision: Decision, http: HttpRequestView, route: RouteSettings, path: string | undefined, token: VerifiedToken | undefined, started: bigint): void {
     const micros = Number((process.hrtime.bigint() - started) / 1000n);
     this.#parts.logger.info(
       {
         decision_id: decision.id,
         reason: decision.reason,
         allowed: decision.reason === "allowed" || decision.reason === "passthrough",
+        route: route.name,
         method: http.method,
         path: path ?? null,
         iss: token?.iss ?? null,

@@ -32,6 +32,8 @@ export interface ResponseSettings {
   readonly headerPrefix: string;
   readonly realm: string;
   readonly removeAuthorization: boolean;
+  /** The claim sent as the subject header (`username_claim`); default `sub`. */
+  readonly usernameClaim?: string;
 }
 
 interface DenyShape {
@@ -80,10 +82,10 @@ function set(key: string, value: string): HeaderValueOption {
   };
 }
 
-function identityValues(decision: Decision): Record<(typeof IDENTITY_HEADERS)[number], string | null> {
+function identityValues(decision: Decision, usernameClaim: string): Record<(typeof IDENTITY_HEADERS)[number], string | null> {
   const token = decision.token;
   return {
-    subject: token?.sub ?? null,
+    subject: usernameClaim === "sub" ? (token?.sub ?? null) : (token?.identity[usernameClaim] ?? null),
     issuer: token?.iss ?? null,
     scope: decision.scope ?? null,
     // Comma-joined; a group name holding a comma could not be split back, so then no header.
@@ -129,7 +131,7 @@ export function decisionToResponse(decision: Decision, settings: ResponseSetting
   if (decision.reason === "allowed" || decision.reason === "passthrough") {
     const headers: HeaderValueOption[] = [];
     const headersToRemove: string[] = [];
-    const values = identityValues(decision);
+    const values = identityValues(decision, settings.usernameClaim ?? "sub");
     const { names, underscored } = identityNames(settings.headerPrefix);
     IDENTITY_HEADERS.forEach((suffix, i) => {
       const name = names[i]!;

@@ -1,7 +1,7 @@
 import { type ServiceError, Server, ServerCredentials, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { ListenAddress } from "../config/service-config.js";
-import type { Authorizer } from "../decision/authorizer.js";
+import { type Authorizer, UnknownRoute } from "../decision/authorizer.js";
 import { type AuthorizationServer, AuthorizationService } from "../gen/envoy/service/auth/v3/external_auth.js";
 
 export interface RunningGrpcServer {
@@ -23,7 +23,12 @@ export async function startGrpcServer(listen: ListenAddress, authorizer: Authori
         (response) => callback(null, response),
         (error: unknown) => {
           logger.error({ err: error }, "check failed inside the service");
-          const fault: Partial<ServiceError> = { code: status.INTERNAL, details: "internal error in scitokens-authz" };
+          // A route the data does not define is a deployment mismatch: say which, so the
+          // operator sees it in Envoy's logs too. Any other fault says nothing more.
+          const fault: Partial<ServiceError> =
+            error instanceof UnknownRoute
+              ? { code: status.FAILED_PRECONDITION, details: error.message }
+              : { code: status.INTERNAL, details: "internal error in scitokens-authz" };
           callback(fault);
         },
       );

@@ -55,6 +55,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     keys: (issuer, header) => keys.getKey(issuer, header),
     recheckKey: (issuer, kid) => keys.assertStillUsable(issuer, kid),
     leewaySeconds: config.tokens.leewaySeconds,
+    identityClaims: data.identityClaims,
     cacheEntries: config.tokens.cacheEntries,
     ...(seams.now ? { now: seams.now } : {}),
   });

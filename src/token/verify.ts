@@ -22,6 +22,8 @@ export interface TokenVerifierOptions {
   readonly leewaySeconds: number;
   /** Verified tokens kept (keyed by a SHA-256 of the token); 0 disables the cache. */
   readonly cacheEntries: number;
+  /** Claims kept for `username_claim` (AuthzData.identityClaims); default `sub`. */
+  readonly identityClaims?: readonly string[];
   /** Clock seam, milliseconds since the epoch. */
   readonly now?: () => number;
 }
@@ -51,26 +53,33 @@ export class TokenVerifier {
   readonly #now: () => number;
   readonly #cache: LRUCache<string, CachedVerification> | null;
   readonly #decoder = new TextDecoder();
+  readonly #identityClaims: readonly string[];
 
   constructor(options: TokenVerifierOptions) {
     this.#issuers = options.issuers;
     this.#keys = options.keys;
     this.#recheckKey = options.recheckKey;
+    this.#identityClaims = options.identityClaims ?? ["sub"];
     this.#leeway = options.leewaySeconds;
     this.#now = options.now ?? Date.now;
     this.#cache = options.cacheEntries > 0 ? new LRUCache({ max: options.cacheEntries }) : null;
   }
 
-  async verify(token: string): Promise<VerifiedToken> {
+  /**
+   * Verifies `token`. `allowedIssuers` (a route's issuers) narrows the trusted issuers; a
+   * token of any other issuer is `issuer_untrusted` before any key lookup.
+   */
+  async verify(token: string, allowedIssuers: ReadonlySet<string> | null = null): Promise<VerifiedToken> {
     const nowMs = this.#now();
     const cacheKey = this.#cache ? createHash("sha256").update(token).digest("base64url") : "";
     const cached = this.#cache?.get(cacheKey);
     if (cached) {
+      if (allowedIssuers && !allowedIssuers.has(cached.token.iss)) throw new DenyError("issuer_untrusted", "not accepted on this route");
       this.#recheckKey(cached.token.iss, cached.kid);
       checkTime(cached.token, nowMs / 1000, this.#leeway);
       return cached.token;
     }
-    const verified = await this.#verifyUncached(token);
+    const verified = await this.#verifyUncached(token, allowedIssuers);
     checkTime(verified.token, this.#now() / 1000, this.#leeway);
     if (this.#cache) {
       const ttl = Math.min(MAX_CACHE_MS, (verified.token.exp + this.#leeway) * 1000 - nowMs);
@@ -79,7 +88,7 @@ export class TokenVerifier {
     return verified.token;
   }
 
-  async #verifyUncached(token: string): Promise<CachedVerification> {
+  async #verifyUncached(token: string, allowedIssuers: ReadonlySet<string> | null): Promise<CachedVerification> {
     let header: JWSHeaderParameters;
     let unverified: Record<string, unknown>;
     try {
@@ -95,6 +104,7 @@ export class TokenVerifier {
     if (typeof iss !== "string") throw new DenyError("claim_invalid", "iss is missing or not a string");
     const issuer = this.#issuers.get(iss);
     if (!issuer) throw new DenyError("issuer_untrusted");
+    if (allowedIssuers && !allowedIssuers.has(iss)) throw new DenyError("issuer_untrusted", "not accepted on this route");
     if (!issuer.algorithms.includes(alg)) throw new DenyError("alg_not_allowed");
     let payload: Uint8Array;
     try {
@@ -113,6 +123,6 @@ export class TokenVerifier {
       throw new DenyError("token_malformed", "payload is not a JSON object");
     }
     const kid = typeof header.kid === "string" ? header.kid : undefined;
-    return { token: readClaims(claims as Record<string, unknown>, issuer), kid };
+    return { token: readClaims(claims as Record<string, unknown>, issuer, this.#identityClaims), kid };
   }
 }

@@ -27,6 +27,9 @@ beforeAll(async () => {
       { issuer: issuer.issuer, base_path: "/protected" },
       { issuer: anyIssuer.issuer, base_path: "/protected", audiences: [TEST_AUDIENCE, "ANY"] },
     ],
+    // The cases are sent with context_extensions { route: webdav }, as Envoy's per-route
+    // check_settings would; a route section without overrides behaves as the top level.
+    routes: { webdav: {} },
   });
 });
 
@@ -282,5 +285,18 @@ describe("Check through the real gRPC service", () => {
     expect(response.status?.code).toBe(OK);
     expect(responseHeader(response, "x-scitokens-subject")).toBe("bob");
     expect(response.okResponse?.headersToRemove).toContain("x-scitokens-groups");
+  });
+});
+
+describe("a route the data does not define", () => {
+  it("is a deployment fault: a gRPC FAILED_PRECONDITION error naming it, so Envoy's failure mode decides", async () => {
+    const token = await mint(ec, issuer.issuer, { scopes: ["read:/"] });
+    const error = await svc.check({ method: "GET", path: "/protected/x", token, route: "no-such-route" }).then(
+      () => null,
+      (e: { code: number; details: string }) => e,
+    );
+    expect(error?.code).toBe(9); // FAILED_PRECONDITION
+    expect(error?.details).toContain('"no-such-route"');
+    expect(error?.details).not.toContain(token);
   });
 });

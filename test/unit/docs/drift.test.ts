@@ -60,6 +60,9 @@ describe("README drift", () => {
     const data = parseAuthzData(join(PACKAGE_ROOT, "authz.yaml"), parse(block!));
     expect([...data.issuers.keys()]).toEqual(["https://cilogon.org/igwn"]);
     expect(data.headerPrefix).toBe("x-scitokens-");
+    expect([...data.routes.keys()]).toEqual(["dqsegdb"]);
+    expect(data.routes.get("dqsegdb")?.usernameClaim).toBe("preferred_username");
+    expect(data.defaultRoute.corsPreflight).toBe("allow");
   });
 
   it("the demo data parses and trusts the development issuer that `serve` starts", async () => {
@@ -74,5 +77,13 @@ describe("README drift", () => {
     const authz = doc.static_resources.clusters.find((c) => c.name === "scitokens_authz");
     expect(JSON.stringify(authz?.load_assignment)).toContain(`"port_value":${DEMO.listen.split(":")[1]}`);
     expect(envoy).toContain("transport_api_version: V3");
+  });
+
+  it("every route the Envoy example tags exists in the demo data", async () => {
+    const envoy = await readFile(join(PACKAGE_ROOT, "envoy", "envoy.yaml"), "utf8");
+    const tagged = [...envoy.matchAll(/^\s*route: ([A-Za-z0-9_-]+)\s*$/gm)].map((m) => m[1]!);
+    expect(tagged.length).toBeGreaterThan(0);
+    const data = await loadAuthzData(DEMO_DATA_FILE);
+    for (const name of tagged) expect(data.routes.has(name), name).toBe(true);
   });
 });
