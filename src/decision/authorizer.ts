@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { AuthzData, RouteSettings } from "../config/authz-data.js";
 import { type Decision, type ResponseSettings, decisionToResponse } from "../envoy/decision-to-response.js";
 import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
+import { destinationPath } from "../envoy/destination.js";
 import { buildPolicyInput } from "../envoy/policy-input.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
@@ -42,30 +43,6 @@ function prepareRoute(settings: RouteSettings): Route {
 /** A request names a route the data does not define: a deployment fault (gRPC error). */
 export class UnknownRoute extends Error {
   override readonly name = "UnknownRoute";
-}
-
-const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/;
-
-/** Host and port as compared between the request and a Destination: lower case, default ports dropped. */
-function comparableAuthority(authority: string): string {
-  return authority.toLowerCase().replace(/:(80|443)$/, "");
-}
-
-/**
- * The path of a WebDAV Destination header (RFC 4918 §10.3: an absolute URI or an
- * absolute path). A Destination on another host would make this server push data
- * elsewhere (HTTP third-party copy), which no scope here grants; a network-path
- * reference (`//host/…`) is refused as ambiguous.
- */
-function destinationPath(value: string, requestHost: string): string {
-  if (value.startsWith("//")) throw new DenyError("path_invalid", "Destination is a network-path reference");
-  const uri = ABSOLUTE_URI.exec(value);
-  if (!uri) return value;
-  if (comparableAuthority(uri[1]!) !== comparableAuthority(requestHost)) {
-    throw new DenyError("scope_insufficient", "Destination on another host (third-party copy is not authorized)");
-  }
-  const rest = value.slice(uri[0].length);
-  return rest === "" || rest.startsWith("?") || rest.startsWith("#") ? `/${rest}` : rest;
 }
 
 /**

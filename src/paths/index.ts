@@ -1,0 +1,1 @@
+export { CONTROL_CHARACTER, type PathResult, normalizeConfiguredPath, normalizeRequestPath, normalizeScopePath, percentDecodeOnce } from "./normalize.js";
