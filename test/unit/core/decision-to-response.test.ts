@@ -46,6 +46,7 @@ function verifiedToken(claims: { iss: string; sub?: string; jti?: string; groups
     profile: "wlcg:1",
     scopes: [{ authz: "storage.read", path: "/secret-path", raw: "storage.read:/secret-path" }],
     groups: claims.groups ?? [],
+    identity: claims.sub !== undefined ? { sub: claims.sub, preferred_username: `${claims.sub}-login` } : {},
     exp: 2_000_003_600,
     iat: 2_000_000_000,
     nbf: null,
@@ -177,5 +178,21 @@ describe("decisionToResponse: wire encoding", () => {
     expect(decoded.status?.code).toBe(response.status?.code);
     if (response.deniedResponse) expect(decoded.deniedResponse?.body).toBe(response.deniedResponse.body);
     else expect(decoded.okResponse?.headers.map((h) => h.header?.key)).toEqual(response.okResponse?.headers.map((h) => h.header?.key));
+  });
+});
+
+describe("decisionToResponse: username_claim", () => {
+  const token = verifiedToken({ iss: "https://i.example.org", sub: "uid-7" });
+  it.each([
+    ["sub (the default)", undefined, "uid-7"],
+    ["another claim the token has", "preferred_username", "uid-7-login"],
+    ["a claim the token lacks: no subject header", "email", undefined],
+  ])("%s", (_name, usernameClaim, subject) => {
+    const response = decisionToResponse(
+      { id: DECISION_ID, reason: "allowed", tokenPresented: true, token, scope: "read:/" },
+      { ...SETTINGS, ...(usernameClaim !== undefined ? { usernameClaim } : {}) },
+    );
+    expect(headerMap(response.okResponse!.headers)["x-scitokens-subject"]).toBe(subject);
+    if (subject === undefined) expect(response.okResponse!.headersToRemove).toContain("x-scitokens-subject");
   });
 });
