@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The whole test suite (run after scripts/setup.mjs by `npm test`, and so by .ci/run):
-//   1. Debian packages the tests use (scitokens-cpp's scitokens-create), installed if missing;
+//   1. Debian packages the tests use (scitokens-cpp's scitokens-create, libscitokens-dev and
+//      gcc for the differential harness), installed if missing;
 //   2. `opa test` over policies/ (the Rego unit tests);
 //   3. the TypeScript type check of src/ and test/;
 //   4. vitest: unit and integration tests against real servers on loopback.
@@ -28,8 +29,11 @@ function onPath(name) {
   return spawnSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" }).status === 0;
 }
 
+// A command on PATH, or (given as an absolute path) a file such as a header.
+const present = (what) => (what.startsWith("/") ? existsSync(what) : onPath(what));
+
 function ensureDebianPackage(binary, pkg) {
-  if (onPath(binary)) return;
+  if (present(binary)) return;
   const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
   if (!onPath("apt-get")) {
     process.stderr.write(`test: ${binary} is needed (Debian package ${pkg}) and apt-get is not available: install ${pkg}\n`);
@@ -44,7 +48,7 @@ function ensureDebianPackage(binary, pkg) {
   process.stderr.write(`test: installing Debian package ${pkg} (for ${binary})\n`);
   if (!install()) {
     spawnSync(sudo[0] ?? "apt-get", [...sudo.slice(1), ...(asRoot ? [] : ["apt-get"]), "update", "-q"], { stdio: ["ignore", "ignore", "inherit"] });
-    if (!install() || !onPath(binary)) {
+    if (!install() || !present(binary)) {
       process.stderr.write(`test: could not install ${pkg}; install it (apt-get install ${pkg}) and run again\n`);
       process.exit(1);
     }
@@ -52,6 +56,8 @@ function ensureDebianPackage(binary, pkg) {
 }
 
 ensureDebianPackage("scitokens-create", "scitokens-cpp");
+ensureDebianPackage("/usr/include/scitokens/scitokens.h", "libscitokens-dev"); // test/differential's C harness
+ensureDebianPackage("gcc", "gcc"); // compiles that harness
 
 const policies = join(root, "policies");
 const rego = readdirSync(policies).filter((f) => f.endsWith(".rego")).map((f) => join("policies", f));
