@@ -1,7 +1,6 @@
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readFile, rm } from "node:fs/promises";
 import { importJWK } from "jose";
+import { writePrivateFile } from "../fs/write-private-file.js";
 import type { CryptoKey, JWK } from "jose";
 
 /**
@@ -39,22 +38,7 @@ const SIGNING_ALGS = new Set(["ES256", "RS256"]);
 
 /** Writes the state atomically (temp file in the same folder, then rename), mode 0600. */
 export async function writeDevIssuerState(file: string, state: DevIssuerStateFile): Promise<void> {
-  const folder = dirname(file);
-  await mkdir(folder, { recursive: true, mode: 0o700 });
-  const temp = join(folder, `.${basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
-  const handle = await open(temp, "wx", 0o600);
-  try {
-    try {
-      await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
+  await writePrivateFile(file, `${JSON.stringify(state, null, 2)}\n`);
 }
 
 /**

@@ -1,7 +1,7 @@
-import { createHash, randomUUID } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { JSONWebKeySet } from "jose";
+import { writePrivateFile } from "../../fs/write-private-file.js";
 import { parseJsonObject } from "./parse-json-object.js";
 import { KeySourceError } from "./key-source-error.js";
 import { readBoundedFile } from "./read-jwks-file.js";
@@ -34,29 +34,13 @@ export async function writeCachedJwks(
   dir: string,
   entry: Omit<CachedJwks, "jwks"> & { readonly jwks: JSONWebKeySet },
 ): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const name = cacheFileName(entry.issuer);
-  const target = join(dir, name);
-  const temp = join(dir, `.${name}.${process.pid}.${randomUUID()}.tmp`);
   const body = JSON.stringify({
     issuer: entry.issuer,
     jwks_uri: entry.jwksUri,
     fetched_at: entry.fetchedAt,
     jwks: entry.jwks,
   });
-  try {
-    const file = await open(temp, "wx", 0o600);
-    try {
-      await file.writeFile(body, "utf8");
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temp, target);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
+  await writePrivateFile(join(dir, cacheFileName(entry.issuer)), body);
 }
 
 /**
