@@ -8,7 +8,7 @@
 // Plain Node with no dependencies, because it runs before node_modules exists.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -173,9 +173,28 @@ function buildPolicy() {
   writeFileSync(stamp, want);
 }
 
+/** The newest modification time in a tree, folders included (a deleted file changes its folder). */
+function newestMtime(dir) {
+  let newest = statSync(dir).mtimeMs;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
 function compileTypeScript() {
+  // tsc leaves its build info untouched when nothing changed, so a stamp of our own
+  // records when dist/ was last brought up to date.
+  const stamp = join(root, "dist", ".setup-stamp");
+  const inputs = Math.max(newestMtime(join(root, "src")), statSync(join(root, "tsconfig.json")).mtimeMs);
+  if (existsSync(stamp) && statSync(stamp).mtimeMs >= inputs) return;
   say("compiling TypeScript (tsc)");
+  const started = Date.now();
   run(join(root, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.json"]);
+  writeFileSync(stamp, "");
+  // Date the stamp at the start of the compile: a source edited during it is seen next time.
+  utimesSync(stamp, new Date(started), new Date(started));
 }
 
 checkNode();
