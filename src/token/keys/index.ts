@@ -7,6 +7,7 @@ export {
   KEY_STORE_DEFAULTS,
   type IssuerKeySource,
   type IssuerKeyStatus,
+  type KeyLookupOptions,
   type KeyStoreOptions,
 } from "./key-store.js";
 export { keyUrlProblem } from "./key-url.js";

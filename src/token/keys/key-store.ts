@@ -7,6 +7,7 @@ import { fetchJsonObject, type FetchLimits } from "./fetch-json.js";
 import { keyUrlProblem } from "./key-url.js";
 import { prepareKeySet, type PreparedKeySet } from "./prepared-key-set.js";
 import { readJwksFile } from "./read-jwks-file.js";
+import { settlesWithin } from "./settles-within.js";
 
 /**
  * Where one trusted issuer's keys come from. With neither `jwksUri` nor `jwksFile`,
@@ -40,6 +41,19 @@ export interface KeyStoreOptions {
   readonly fetchTimeoutMs?: number;
   /** Largest discovery document, JWKS, JWKS file or cache entry accepted. */
   readonly maxResponseBytes?: number;
+  /**
+   * Longest time {@link KeyStore.start} waits for the first fetch of issuers that have
+   * no usable keys after the disk cache is loaded; 0 does not wait. Issuers with usable
+   * keys are never waited for. The fetch goes on after the wait.
+   */
+  readonly startupWaitMs?: number;
+  /**
+   * Longest time a request waits for a key fetch it needs (no usable keys, unknown
+   * `kid`, a `kid`-less retry) before it is denied `key_unavailable`; 0 never waits. The
+   * fetch goes on after the wait. Keep it below the proxy's own deadline for the Check
+   * (Envoy's ext_authz `timeout`, 200 ms by default), so the deny reaches the client.
+   */
+  readonly checkWaitMs?: number;
   /** Receives fetch outcomes (issuer, URL, error); never token material. */
   readonly logger?: Logger;
 }
@@ -51,7 +65,19 @@ export const KEY_STORE_DEFAULTS = Object.freeze({
   unknownKidCooldownMs: 30_000,
   fetchTimeoutMs: 5_000,
   maxResponseBytes: 1024 * 1024,
+  startupWaitMs: 5_000,
+  checkWaitMs: 150,
 });
+
+/** What a caller of {@link KeyStore.getKey} asks beyond the key for a header. */
+export interface KeyLookupOptions {
+  /**
+   * A key this store returned for the same header, with which the token's signature
+   * did not verify. Meant for tokens without `kid`: they name no key, so after a key
+   * rotation the only sign of the new key is a bad signature. See {@link KeyStore.getKey}.
+   */
+  readonly rejected?: CryptoKey | Uint8Array;
+}
 
 /** One issuer's key state, as {@link KeyStore.status} reports it. */
 export interface IssuerKeyStatus {
@@ -67,6 +93,8 @@ export interface IssuerKeyStatus {
   readonly usable: boolean;
   /** Why the latest attempt failed, `null` after a success. */
   readonly lastError: string | null;
+  /** Whether a fetch (or file read) for this issuer is running now. */
+  readonly fetching: boolean;
 }
 
 interface IssuerState {
@@ -86,13 +114,17 @@ interface IssuerState {
  *
  * - Keys are fetched at {@link KeyStore.start}, then every `refreshIntervalMs`. A failed
  *   fetch keeps the last good keys until `maxStaleMs` after they were fetched.
- * - A request that cannot be answered from memory (unknown `kid`, no usable keys)
- *   causes at most one fetch per issuer per `unknownKidCooldownMs`, successful or not;
- *   concurrent requests share one in-flight fetch, and a fetch never starts while
- *   another for the same issuer runs.
+ * - A request that cannot be answered from memory (unknown `kid`, no usable keys, a
+ *   `kid`-less token whose signature failed) causes at most one fetch per issuer per
+ *   `unknownKidCooldownMs`, successful or not; concurrent requests share one in-flight
+ *   fetch, and a fetch never starts while another for the same issuer runs.
+ * - No fetch holds a request or the start-up hostage: a request waits for a fetch at
+ *   most `checkWaitMs`, then is denied `key_unavailable` while the fetch goes on;
+ *   `start()` waits at most `startupWaitMs`, and only for issuers without usable keys.
  * - With `cacheDir`, every good fetch is written to disk and `start()` loads entries
- *   that are not yet too stale, so a restart can serve while an issuer is down.
- * - The hot path (known `kid`, fresh keys) does no I/O.
+ *   that are not yet too stale, so a restart can serve at once while an issuer is down.
+ * - The hot path (known `kid`, fresh keys) does no I/O. A fetch that brings the same
+ *   keys again keeps the prepared set, so the keys handed out stay the same objects.
  */
 export class KeyStore {
   readonly #issuers = new Map<string, IssuerState>();
@@ -101,6 +133,8 @@ export class KeyStore {
   readonly #refreshIntervalMs: number;
   readonly #maxStaleMs: number;
   readonly #cooldownMs: number;
+  readonly #startupWaitMs: number;
+  readonly #checkWaitMs: number;
   readonly #limits: FetchLimits;
   readonly #logger: Logger | undefined;
   readonly #closing = new AbortController();
@@ -119,6 +153,8 @@ export class KeyStore {
     this.#refreshIntervalMs = options.refreshIntervalMs ?? KEY_STORE_DEFAULTS.refreshIntervalMs;
     this.#maxStaleMs = options.maxStaleMs ?? KEY_STORE_DEFAULTS.maxStaleMs;
     this.#cooldownMs = options.unknownKidCooldownMs ?? KEY_STORE_DEFAULTS.unknownKidCooldownMs;
+    this.#startupWaitMs = options.startupWaitMs ?? KEY_STORE_DEFAULTS.startupWaitMs;
+    this.#checkWaitMs = options.checkWaitMs ?? KEY_STORE_DEFAULTS.checkWaitMs;
     this.#logger = options.logger;
     this.#limits = {
       fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
@@ -141,41 +177,67 @@ export class KeyStore {
   }
 
   /**
-   * Load disk cache entries, make the first fetch (or file read) for every issuer, and
-   * start the periodic refresh. Resolves once every issuer's first attempt has ended,
-   * whatever its outcome (see {@link KeyStore.status}); an unreachable issuer is not an
-   * error. Calling it again does nothing.
+   * Load disk cache entries, start the first fetch (or file read) for every issuer, and
+   * start the periodic refresh. Resolves once every issuer that had no usable keys from
+   * the disk cache has ended its first attempt, whatever its outcome (see
+   * {@link KeyStore.status}), or after `startupWaitMs`, whichever comes first; issuers
+   * with usable keys are refreshed in the background. Fetches still running go on. An
+   * unreachable issuer is not an error. Calling it again does nothing.
    */
   async start(): Promise<void> {
     if (this.#timer !== undefined || this.#closing.signal.aborted) return;
     this.#timer = setInterval(() => this.#refreshAll(), this.#refreshIntervalMs);
     this.#timer.unref();
-    await Promise.all(
-      [...this.#issuers.values()].map(async (state) => {
-        await this.#loadDiskCache(state);
-        await this.#fetch(state);
-      }),
+    const states = [...this.#issuers.values()];
+    await Promise.all(states.map((state) => this.#loadDiskCache(state)));
+    const waitFor: IssuerState[] = [];
+    const firstFetches: Promise<void>[] = [];
+    for (const state of states) {
+      const first = this.#fetch(state);
+      if (this.#usableKeys(state) === undefined) {
+        waitFor.push(state);
+        firstFetches.push(first);
+      }
+    }
+    if (waitFor.length === 0) return;
+    if (await settlesWithin(Promise.all(firstFetches), this.#startupWaitMs)) return;
+    const pending = waitFor.filter((state) => state.inflight !== undefined).map((state) => state.source.issuer);
+    this.#logger?.warn(
+      { issuers: pending, waitedMs: this.#startupWaitMs },
+      "serving before the first key fetch of these issuers ended; their tokens get key_unavailable until it does",
     );
   }
 
   /**
    * The verification key for a token of `issuer` with this protected header; pass it to
    * jose as the key function: `jwtVerify(jwt, (header) => store.getKey(iss, header))`.
+   * When the keys held cannot answer (no usable keys, unknown `kid`), it causes the
+   * cooldown-limited fetch and waits for it at most `checkWaitMs`.
+   *
+   * With `options.rejected` (the token's signature did not verify with that key, which
+   * this store returned for the same header), it resolves with the key to try once more:
+   * the one the issuer's set yields now when the set has changed since, else the one it
+   * yields after the cooldown-limited refetch (same bounded wait). That is `rejected`
+   * itself when the set did not change, or the refetch was not allowed or failed: then
+   * the token's signature is simply invalid. A flood of such tokens causes at most one
+   * fetch per issuer per cooldown, like unknown `kid`s.
    *
    * Rejects with `DenyError`: `issuer_untrusted` for an issuer not configured (no
    * traffic); `key_unavailable` when the issuer has no keys or only keys older than
-   * `maxStaleMs`; `key_not_found` when the `kid` is unknown even after the
+   * `maxStaleMs`, or when a fetch the request needs is still running after
+   * `checkWaitMs`; `key_not_found` when the `kid` is unknown even after the
    * cooldown-limited refetch, or when the token has no `kid` and not exactly one key
    * suits its `alg`; `alg_not_allowed` when `alg` is not an asymmetric JWS algorithm.
    */
-  async getKey(issuer: string, header: JWSHeaderParameters): Promise<CryptoKey> {
+  async getKey(issuer: string, header: JWSHeaderParameters, options: KeyLookupOptions = {}): Promise<CryptoKey> {
     const state = this.#issuers.get(issuer);
     if (state === undefined) throw new DenyError("issuer_untrusted");
     const { kid } = header;
     if (kid !== undefined && typeof kid !== "string") throw new DenyError("key_not_found", "kid is not a string");
+    if (options.rejected !== undefined) return this.#keyAfterRejection(state, header, options.rejected);
     let keys = this.#usableKeys(state);
     if (keys === undefined || (kid !== undefined && !keys.kids.has(kid))) {
-      await this.#fetchOnDemand(state);
+      await this.#waitForOnDemandFetch(state);
       keys = this.#usableKeys(state);
       if (keys === undefined) throw new DenyError("key_unavailable", state.lastError ?? "no keys");
       if (kid !== undefined && !keys.kids.has(kid)) throw new DenyError("key_not_found", "unknown kid");
@@ -220,6 +282,7 @@ export class KeyStore {
       fetchedAt: state.keys === undefined ? null : state.fetchedAt,
       usable: state.keys !== undefined && now - state.fetchedAt <= this.#maxStaleMs,
       lastError: state.lastError,
+      fetching: state.inflight !== undefined,
     }));
   }
 
@@ -237,11 +300,37 @@ export class KeyStore {
     return state.keys;
   }
 
-  /** The cooldown-limited fetch a request may cause. */
-  #fetchOnDemand(state: IssuerState): Promise<void> {
+  async #keyAfterRejection(state: IssuerState, header: JWSHeaderParameters, rejected: CryptoKey | Uint8Array): Promise<CryptoKey> {
+    const held = this.#usableKeys(state);
+    if (held !== undefined) {
+      const current = await held.resolve(header);
+      if (current !== rejected) return current;
+    }
+    await this.#waitForOnDemandFetch(state);
+    const keys = this.#usableKeys(state);
+    if (keys === undefined) throw new DenyError("key_unavailable", state.lastError ?? "no keys");
+    return keys.resolve(header);
+  }
+
+  /**
+   * Start or join the fetch a request may cause and wait for it at most `checkWaitMs`;
+   * throws `key_unavailable` when it is still running then (it goes on). Returns at once
+   * when no fetch runs and the cooldown forbids a new one.
+   */
+  async #waitForOnDemandFetch(state: IssuerState): Promise<void> {
+    const fetch = this.#fetchOnDemand(state);
+    if (fetch === undefined) return;
+    if (!(await settlesWithin(fetch, this.#checkWaitMs))) {
+      throw new DenyError("key_unavailable", "the key fetch this request needs is still running");
+    }
+  }
+
+  /** The cooldown-limited fetch a request may cause, or `undefined` when none may start. */
+  #fetchOnDemand(state: IssuerState): Promise<void> | undefined {
     if (state.inflight !== undefined) return state.inflight;
+    if (this.#closing.signal.aborted) return undefined;
     const now = this.#now();
-    if (now - state.lastOnDemandAt < this.#cooldownMs) return Promise.resolve();
+    if (now - state.lastOnDemandAt < this.#cooldownMs) return undefined;
     state.lastOnDemandAt = now;
     return this.#fetch(state);
   }
@@ -273,9 +362,11 @@ export class KeyStore {
         from = state.source.jwksUri ?? (await discoverJwksUri(issuer, this.#limits));
         document = await fetchJsonObject(from, this.#limits);
       }
-      const keys = await prepareKeySet(document, (reason) =>
+      const prepared = await prepareKeySet(document, (reason) =>
         this.#logger?.warn({ issuer, url: from, reason }, "jwks key skipped"),
       );
+      // The same keys again keep the prepared set, and so the key objects handed out.
+      const keys = state.keys !== undefined && sameKeys(state.keys, prepared) ? state.keys : prepared;
       const fetchedAt = this.#now();
       state.keys = keys;
       state.from = from;
@@ -336,6 +427,10 @@ function sourceProblems(sources: readonly IssuerKeySource[]): string[] {
     }
   }
   return problems;
+}
+
+function sameKeys(a: PreparedKeySet, b: PreparedKeySet): boolean {
+  return JSON.stringify(a.jwks) === JSON.stringify(b.jwks);
 }
 
 function messageOf(err: unknown): string {

@@ -103,3 +103,47 @@ export async function signToken(key: TestKey, issuer: string): Promise<string> {
     .setExpirationTime("5m")
     .sign(key.privateKey);
 }
+
+/** A handler that holds its requests until the test releases them. */
+export interface Gate {
+  readonly handler: Handler;
+  /** Resolves once `count` requests (default 1) have reached the gate. */
+  arrived(count?: number): Promise<void>;
+  /** Answers every held request, and every later one at once, with the inner handler. */
+  release(): void;
+}
+
+/**
+ * Wraps `inner` so that requests wait until {@link Gate.release}: a slow issuer whose
+ * slowness the test ends by an event, not by a timer.
+ */
+export function gated(inner: Handler): Gate {
+  const held: Array<() => void> = [];
+  const waiters: Array<{ count: number; resolve: () => void }> = [];
+  let seen = 0;
+  let open = false;
+  const notify = () => {
+    for (const waiter of waiters.filter((w) => seen >= w.count)) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
+  };
+  return {
+    handler(req, res) {
+      seen += 1;
+      notify();
+      if (open) inner(req, res);
+      else held.push(() => inner(req, res));
+    },
+    arrived(count = 1) {
+      return new Promise<void>((resolve) => {
+        waiters.push({ count, resolve });
+        notify();
+      });
+    },
+    release() {
+      open = true;
+      for (const answer of held.splice(0)) answer();
+    },
+  };
+}

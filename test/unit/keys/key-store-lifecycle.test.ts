@@ -103,6 +103,7 @@ describe("KeyStore disk cache", () => {
     const second = h.store([{ issuer }], { now: clock.now, cacheDir: dir });
     await second.start();
     await expect(second.getKey(issuer, K1)).resolves.toMatchObject({ type: "public" });
+    await second.refresh(issuer); // joins the background refresh start() began
     expect(second.status()[0]).toMatchObject({ fetchedAt, usable: true, lastError: expect.stringMatching(/discovery failed/) });
 
     clock.advance(1);
