@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { AuthzData, RouteSettings } from "../config/authz-data.js";
 import { type Decision, type ResponseSettings, decisionToResponse } from "../envoy/decision-to-response.js";
 import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
+import { LogLimiter } from "../observability/log-limiter.js";
 import { destinationPath } from "../envoy/destination.js";
 import { buildPolicyInput } from "../envoy/policy-input.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
@@ -40,22 +41,24 @@ function prepareRoute(settings: RouteSettings): Route {
   };
 }
 
-/** A request names a route the data does not define: a deployment fault (gRPC error). */
-export class UnknownRoute extends Error {
-  override readonly name = "UnknownRoute";
-}
+// An unknown route is logged at most once a minute per name, not once per request.
+const UNKNOWN_ROUTE_LOG_INTERVAL_MS = 60_000;
 
 /**
- * One Check, from CheckRequest to CheckResponse: path → bearer → verified token →
- * policy. A client's bad input (DenyError) becomes a denied response; anything else
- * propagates so that the gRPC layer returns an error and Envoy's failure_mode_allow
- * decides (this is the one place that draws that line).
+ * One Check, from CheckRequest to CheckResponse: headers → route → path → bearer →
+ * verified token → policy. This is the one place that draws the line between deny and
+ * error, and it draws it on the side of deny: a client's bad input (DenyError) is a
+ * denied response with its reason, and so is every fault of the deployment or the
+ * service (an unknown route: `route_unknown`; anything unexpected: `internal_error`,
+ * both 500). `check` never rejects, so no request can reach Envoy's
+ * `failure_mode_allow`; that only applies when the service cannot be reached in time.
  */
 export class Authorizer {
   readonly #parts: AuthorizerParts;
   readonly #newId: () => string;
   readonly #default: Route;
   readonly #routes: ReadonlyMap<string, Route>;
+  readonly #unknownRoutes = new LogLimiter({ intervalMs: UNKNOWN_ROUTE_LOG_INTERVAL_MS });
 
   constructor(parts: AuthorizerParts) {
     this.#parts = parts;
@@ -66,14 +69,16 @@ export class Authorizer {
 
   async check(request: CheckRequest): Promise<CheckResponse> {
     const started = process.hrtime.bigint();
-    const http = readHttpRequest(request);
-    const route = this.#route(http);
     const id = this.#newId();
+    let route = this.#default;
+    let http: HttpRequestView | undefined;
     let decision: Decision;
     let token: VerifiedToken | undefined;
     let tokenPresented = false;
     let path: string | undefined;
     try {
+      http = readHttpRequest(request);
+      route = this.#route(http);
       const normalized = normalizeRequestPath(http.rawPath);
       if (!normalized.ok) throw new DenyError("path_invalid", normalized.why);
       path = normalized.path;
@@ -85,24 +90,44 @@ export class Authorizer {
         decision = this.#decide(id, http, route.settings, normalized.path, normalized.segments, token);
       }
     } catch (error) {
-      if (!(error instanceof DenyError)) throw error;
-      decision = this.#denied(id, route.settings, error, tokenPresented);
+      decision = error instanceof DenyError ? this.#denied(id, route.settings, error, tokenPresented) : this.#fault(id, error, tokenPresented);
     }
     this.#log(decision, http, route.settings, path, token, started);
     return decisionToResponse(decision, route.response);
   }
 
   /**
+   * The answer when even {@link check}'s own bookkeeping failed (the gRPC layer's last
+   * resort): `internal_error`, denied.
+   */
+  faultResponse(): CheckResponse {
+    return decisionToResponse({ id: this.#newId(), reason: "internal_error", tokenPresented: false }, this.#default.response);
+  }
+
+  /**
    * The route section named by the `route` context extension (Envoy's per-route
    * check_settings), or the top-level one. A name the data does not define is a
-   * deployment fault, not the client's: it throws, so Envoy's failure mode decides.
+   * deployment fault: `route_unknown`, denied whatever Envoy's failure mode, and logged
+   * once a minute per name.
    */
   #route(http: HttpRequestView): Route {
     const name = http.contextExtensions["route"];
     if (name === undefined) return this.#default;
     const route = this.#routes.get(name);
-    if (!route) throw new UnknownRoute(`the route ${JSON.stringify(name)} (context_extensions.route) is not defined in the authorization data`);
-    return route;
+    if (route) return route;
+    const suppressed = this.#unknownRoutes.admit(name);
+    if (suppressed !== null) {
+      this.#parts.logger.error(
+        { route: name, suppressed_since_last: suppressed },
+        "context_extensions.route names a route the authorization data does not define: requests on it are denied (route_unknown)",
+      );
+    }
+    throw new DenyError("route_unknown", `route ${JSON.stringify(name)} is not defined`);
+  }
+
+  #fault(id: string, error: unknown, tokenPresented: boolean): Decision {
+    this.#parts.logger.error({ err: error, decision_id: id }, "fault inside the service: request denied (internal_error)");
+    return { id, reason: "internal_error", tokenPresented };
   }
 
   /** No bearer token: a CORS preflight (§10), `on_missing: passthrough`, or `token_missing`. */
@@ -155,7 +180,7 @@ export class Authorizer {
     return { id, reason: error.code, tokenPresented, detail: error.detail };
   }
 
-  #log(decision: Decision, http: HttpRequestView, route: RouteSettings, path: string | undefined, token: VerifiedToken | undefined, started: bigint): void {
+  #log(decision: Decision, http: HttpRequestView | undefined, route: RouteSettings, path: string | undefined, token: VerifiedToken | undefined, started: bigint): void {
     const micros = Number((process.hrtime.bigint() - started) / 1000n);
     this.#parts.logger.info(
       {
@@ -163,7 +188,7 @@ export class Authorizer {
         reason: decision.reason,
         allowed: decision.reason === "allowed" || decision.reason === "passthrough",
         route: route.name,
-        method: http.method,
+        method: http?.method ?? null,
         path: path ?? null,
         iss: token?.iss ?? null,
         sub: token?.sub ?? null,

@@ -3,6 +3,7 @@
  * JSON body of denied responses, in metric labels and in tests: never rename one.
  */
 export const REASON_CODES = [
+  "request_malformed",
   "token_missing",
   "token_malformed",
   "token_too_large",
@@ -22,6 +23,8 @@ export const REASON_CODES = [
   "path_outside_base",
   "method_unmapped",
   "scope_insufficient",
+  "route_unknown",
+  "internal_error",
   "allowed",
   "passthrough",
 ] as const;

@@ -10,6 +10,7 @@ export const GrpcCode = {
   OK: 0,
   INVALID_ARGUMENT: 3,
   PERMISSION_DENIED: 7,
+  INTERNAL: 13,
   UNAVAILABLE: 14,
   UNAUTHENTICATED: 16,
 } as const;
@@ -46,9 +47,14 @@ interface DenyShape {
 
 const unauthenticated: DenyShape = { http: 401, grpc: GrpcCode.UNAUTHENTICATED, bearerError: "invalid_token", error: "unauthorized" };
 const forbidden: DenyShape = { http: 403, grpc: GrpcCode.PERMISSION_DENIED, bearerError: "insufficient_scope", error: "forbidden" };
+const badRequest: DenyShape = { http: 400, grpc: GrpcCode.INVALID_ARGUMENT, bearerError: null, error: "bad_request" };
+// A fault of the deployment or of the service itself: denied (fail closed), never a gRPC
+// error that Envoy's failure_mode_allow could turn into an allow.
+const serviceFault: DenyShape = { http: 500, grpc: GrpcCode.INTERNAL, bearerError: null, error: "internal" };
 
 /** SEMANTICS §11: how each deny reason reaches the client. */
 export const DENY_SHAPES: Readonly<Record<DenyReason, DenyShape>> = {
+  request_malformed: badRequest,
   token_missing: { ...unauthenticated, bearerError: null },
   token_malformed: unauthenticated,
   token_too_large: unauthenticated,
@@ -64,10 +70,12 @@ export const DENY_SHAPES: Readonly<Record<DenyReason, DenyShape>> = {
   audience_mismatch: unauthenticated,
   scope_invalid: unauthenticated,
   key_unavailable: { http: 503, grpc: GrpcCode.UNAVAILABLE, bearerError: null, error: "unavailable" },
-  path_invalid: { http: 400, grpc: GrpcCode.INVALID_ARGUMENT, bearerError: null, error: "bad_request" },
+  path_invalid: badRequest,
   path_outside_base: forbidden,
   method_unmapped: forbidden,
   scope_insufficient: forbidden,
+  route_unknown: serviceFault,
+  internal_error: serviceFault,
 };
 
 /** Identity header suffixes, set on allow and always stripped from what the client sent. */

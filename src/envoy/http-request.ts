@@ -1,3 +1,4 @@
+import { DenyError } from "../decision/reasons.js";
 import type { CheckRequest } from "../gen/envoy/service/auth/v3/external_auth.js";
 
 /** The parts of an Envoy CheckRequest the service reads. */
@@ -14,10 +15,12 @@ export interface HttpRequestView {
   readonly contextExtensions: Readonly<Record<string, string>>;
 }
 
-/** The request lacks HTTP attributes: Envoy is misconfigured (not a client error). */
-export class MissingHttpAttributes extends Error {
-  override readonly name = "MissingHttpAttributes";
-}
+/**
+ * Headers a request may carry at most once. A second copy is ambiguous (the service
+ * would check one value and the upstream might act on the other), so it is refused.
+ */
+export const SINGLE_VALUED_HEADERS = ["authorization", "destination", "if-none-match"] as const;
+const SINGLE_VALUED: ReadonlySet<string> = new Set(SINGLE_VALUED_HEADERS);
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -41,15 +44,21 @@ function header(headers: Readonly<Record<string, string>>, name: string, map: Re
  * Reads the HTTP attributes of a CheckRequest (opa-envoy's `attributes.request.http`).
  * Headers come from `headers`, or from `header_map` when Envoy sends raw headers;
  * repeated headers in `header_map` are joined with "," as Envoy joins them in `headers`.
+ *
+ * Throws `DenyError` `request_malformed` when the CheckRequest has no HTTP attributes,
+ * or when `header_map` carries one of {@link SINGLE_VALUED_HEADERS} more than once (in
+ * `headers`, Envoy has already joined the copies with ",": the Destination and bearer
+ * parsers refuse those).
  */
 export function readHttpRequest(request: CheckRequest): HttpRequestView {
   const http = request.attributes?.request?.http;
-  if (!http) throw new MissingHttpAttributes("CheckRequest without attributes.request.http");
+  if (!http) throw new DenyError("request_malformed", "CheckRequest without attributes.request.http");
   const fromMap = new Map<string, string>();
   for (const entry of http.headerMap?.headers ?? []) {
     const key = entry.key.toLowerCase();
     const value = entry.rawValue.length > 0 ? rawHeaderValue(entry.rawValue) : entry.value;
     const previous = fromMap.get(key);
+    if (previous !== undefined && SINGLE_VALUED.has(key)) throw new DenyError("request_malformed", `more than one ${key} header`);
     fromMap.set(key, previous === undefined ? value : `${previous},${value}`);
   }
   const headers = http.headers ?? {};

@@ -41,11 +41,35 @@ function isDotSegment(segment: string): boolean {
   return false;
 }
 
+const NON_ASCII = /[^\u0000-\u007f]/;
+
+function count(text: string, character: string): number {
+  let n = 0;
+  for (let i = text.indexOf(character); i !== -1; i = text.indexOf(character, i + 1)) n += 1;
+  return n;
+}
+
+/**
+ * What a server applying NFKC to this segment would see that the raw segment hides: a
+ * separator (full-width `／`, small `﹨`, `℀` …), or a `%` that a later decoding would
+ * act on (full-width `％`). Dot segments under NFKC are {@link isDotSegment}'s.
+ */
+function compatibilityProblem(segment: string): string | null {
+  if (!NON_ASCII.test(segment)) return null;
+  const folded = segment.normalize("NFKC");
+  if (folded === segment) return null;
+  if (folded.includes("/") || folded.includes("\\")) return "a character that NFKC turns into a separator";
+  if (count(folded, "%") > count(segment, "%")) return "a character that NFKC turns into %";
+  return null;
+}
+
 function splitSegments(decoded: string): { segments: string[] } | { why: string } {
   const segments: string[] = [];
   for (const segment of decoded.split("/")) {
     if (segment === "") continue;
     if (isDotSegment(segment)) return { why: `a ${JSON.stringify(segment.slice(0, 16))} segment` };
+    const problem = compatibilityProblem(segment);
+    if (problem !== null) return { why: problem };
     segments.push(segment);
   }
   return { segments };
@@ -56,18 +80,17 @@ function joinSegments(segments: string[]): string {
 }
 
 /**
- * Normalizes an HTTP request path (SEMANTICS §7): drops query and fragment, refuses
- * what an authorizer must not guess about (dot segments raw or encoded, encoded or raw
- * `\`, encoded `/`, control characters, bad escapes, double-encoded dots and
- * separators), decodes once and collapses repeated `/`.
+ * Normalizes an HTTP request path (SEMANTICS §7): drops the query, refuses what an
+ * authorizer must not guess about (dot segments raw or encoded, encoded or raw `\`,
+ * encoded `/`, control characters, bad escapes, double-encoded dots and separators,
+ * compatibility characters that NFKC turns into separators, dots or `%`, and a raw `#`:
+ * a request target never holds a fragment, and one would hide what follows it), decodes
+ * once and collapses repeated `/`.
  */
 export function normalizeRequestPath(raw: string): PathResult {
-  let end = raw.length;
+  if (raw.includes("#")) return { ok: false, why: "a raw #" };
   const q = raw.indexOf("?");
-  if (q !== -1) end = q;
-  const h = raw.indexOf("#");
-  if (h !== -1 && h < end) end = h;
-  const path = raw.slice(0, end);
+  const path = q === -1 ? raw : raw.slice(0, q);
   if (!path.startsWith("/")) return { ok: false, why: "the path does not start with /" };
   if (CONTROL.test(path)) return { ok: false, why: "a control character" };
   if (path.includes("\\")) return { ok: false, why: "a backslash" };

@@ -1,7 +1,7 @@
-import { type ServiceError, Server, ServerCredentials, status } from "@grpc/grpc-js";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { ListenAddress } from "../config/service-config.js";
-import { type Authorizer, UnknownRoute } from "../decision/authorizer.js";
+import type { Authorizer } from "../decision/authorizer.js";
 import { type AuthorizationServer, AuthorizationService } from "../gen/envoy/service/auth/v3/external_auth.js";
 
 export interface RunningGrpcServer {
@@ -11,9 +11,11 @@ export interface RunningGrpcServer {
 }
 
 /**
- * Serves envoy.service.auth.v3.Authorization/Check. A decision (allow or deny) is an OK
- * call; any fault inside the service is a gRPC INTERNAL error so that Envoy's
- * `failure_mode_allow` decides what happens to the request.
+ * Serves envoy.service.auth.v3.Authorization/Check. Every call is answered with a
+ * CheckResponse: an allow, a denial of the client's request, or a denial for a fault
+ * (`route_unknown`, `internal_error`; see Authorizer). The service itself never answers
+ * with a gRPC error status, so Envoy's `failure_mode_allow` only applies when the service
+ * cannot be reached or does not answer within Envoy's timeout.
  */
 export async function startGrpcServer(listen: ListenAddress, authorizer: Authorizer, logger: Logger): Promise<RunningGrpcServer> {
   const server = new Server({ "grpc.max_receive_message_length": 1024 * 1024 });
@@ -22,14 +24,9 @@ export async function startGrpcServer(listen: ListenAddress, authorizer: Authori
       authorizer.check(call.request).then(
         (response) => callback(null, response),
         (error: unknown) => {
-          logger.error({ err: error }, "check failed inside the service");
-          // A route the data does not define is a deployment mismatch: say which, so the
-          // operator sees it in Envoy's logs too. Any other fault says nothing more.
-          const fault: Partial<ServiceError> =
-            error instanceof UnknownRoute
-              ? { code: status.FAILED_PRECONDITION, details: error.message }
-              : { code: status.INTERNAL, details: "internal error in scitokens-authz" };
-          callback(fault);
+          // Authorizer.check does not reject; should it ever, the request is still denied.
+          logger.error({ err: error }, "check failed inside the service: request denied (internal_error)");
+          callback(null, authorizer.faultResponse());
         },
       );
     },

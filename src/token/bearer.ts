@@ -21,9 +21,9 @@ function trimSpaces(value: string): string {
  * Extracts the bearer token from an `Authorization` header value (RFC 6750 §2.1: the
  * scheme is case-insensitive, then spaces, then a token68). Returns null when no bearer
  * credential is present (so `on_missing` applies). A bearer credential next to any other
- * (Envoy joins repeated headers with ","), an empty or ill-formed one is
- * `token_malformed`; a token over `maxBytes` is `token_too_large`, rejected before any
- * parsing. Linear in the header length: no backtracking regular expression runs on it.
+ * (Envoy joins repeated headers with ",") is `request_malformed`; an empty or ill-formed
+ * one is `token_malformed`; a token over `maxBytes` is `token_too_large`, rejected before
+ * any parsing. Linear in the header length: no backtracking regular expression runs on it.
  */
 export function extractBearer(authorization: string | undefined, maxBytes: number): string | null {
   if (authorization === undefined) return null;
@@ -33,9 +33,10 @@ export function extractBearer(authorization: string | undefined, maxBytes: numbe
     .filter((c) => c !== "");
   const bearers = credentials.filter((c) => SCHEME.test(c));
   if (bearers.length === 0) return null;
-  if (bearers.length > 1) throw new DenyError("token_malformed", "more than one bearer credential");
-  // A token68 has no comma: anything beside the bearer credential makes it ambiguous.
-  if (credentials.length > 1) throw new DenyError("token_malformed", "a bearer credential among other credentials");
+  // Authorization holds one credential, and a token68 has no comma: a comma-separated
+  // second credential is a repeated header that Envoy joined, ambiguous to the upstream.
+  if (bearers.length > 1) throw new DenyError("request_malformed", "more than one bearer credential");
+  if (credentials.length > 1) throw new DenyError("request_malformed", "a bearer credential among other credentials");
   const token = trimSpaces(bearers[0]!.slice("bearer".length));
   if (token === "") throw new DenyError("token_malformed", "empty bearer credential");
   if (Buffer.byteLength(token, "utf8") > maxBytes) throw new DenyError("token_too_large", `over ${maxBytes} bytes`);

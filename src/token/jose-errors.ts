@@ -10,13 +10,15 @@ export type JoseStage = "key-selection" | "verification";
 
 /**
  * The one place where jose's error codes become reason codes (STYLE: errors are types
- * with stable codes). Anything that is not a jose error about the token is returned as
- * it is, so it surfaces as an internal fault rather than a deny.
+ * with stable codes). Whatever else is thrown while a client's token is being matched
+ * to a key or verified is still about that token, so it becomes a denial too
+ * (`key_not_found` when choosing the key, `signature_invalid` when verifying), with the
+ * error kept as `cause` for the log: client input never turns into a service fault.
  */
-export function fromJoseError(error: unknown, stage: JoseStage): unknown {
+export function fromJoseError(error: unknown, stage: JoseStage): DenyError {
   if (error instanceof DenyError) return error;
-  if (!(error instanceof errors.JOSEError)) return error;
-  switch (error.code) {
+  const code = error instanceof errors.JOSEError ? error.code : undefined;
+  switch (code) {
     case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
       return new DenyError("signature_invalid", undefined, { cause: error });
     case "ERR_JOSE_ALG_NOT_ALLOWED":
@@ -28,11 +30,15 @@ export function fromJoseError(error: unknown, stage: JoseStage): unknown {
     case "ERR_JOSE_NOT_SUPPORTED":
       return stage === "key-selection"
         ? new DenyError("alg_not_allowed", "alg is not an asymmetric JWS algorithm", { cause: error })
-        : new DenyError("token_malformed", error.message, { cause: error });
+        : new DenyError("token_malformed", (error as Error).message, { cause: error });
     case "ERR_JWS_INVALID":
     case "ERR_JWT_INVALID":
-      return new DenyError("token_malformed", error.message, { cause: error });
-    default:
-      return stage === "key-selection" ? new DenyError("key_not_found", error.code, { cause: error }) : error;
+      return new DenyError("token_malformed", (error as Error).message, { cause: error });
+    default: {
+      const what = code ?? (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+      return stage === "key-selection"
+        ? new DenyError("key_not_found", `no usable key (${what})`, { cause: error })
+        : new DenyError("signature_invalid", `cannot be verified (${what})`, { cause: error });
+    }
   }
 }

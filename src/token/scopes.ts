@@ -17,8 +17,9 @@ const STORAGE_PREFIX = "storage.";
 /**
  * Parses scope entries (SEMANTICS §6): `AUTHZ[:PATH]`, AUTHZ case-sensitive. `read` and
  * `write` without a path mean `/`; `storage.*` without a path are dropped (WLCG requires
- * one); a relative path is made absolute. A path-style entry whose path is unsafe, or any
- * entry with a control character, invalidates the whole token (`scope_invalid`).
+ * one); a relative path is made absolute. An entry whose path is unsafe (path-style or
+ * named, as scitokens-cpp checks both), or any entry with a control character,
+ * invalidates the whole token (`scope_invalid`).
  */
 export function parseScopes(entries: readonly string[]): ParsedScope[] {
   const scopes: ParsedScope[] = [];
@@ -29,6 +30,12 @@ export function parseScopes(entries: readonly string[]): ParsedScope[] {
     const authz = colon === -1 ? raw : raw.slice(0, colon);
     const rawPath = colon === -1 ? null : raw.slice(colon + 1);
     if (!PATH_STYLE.has(authz)) {
+      // A named scope's path grants nothing by itself (named_scopes decides), but an
+      // unsafe one marks a token that no enforcer should honour, as for read/write.
+      if (rawPath !== null && rawPath !== "") {
+        const checked = normalizeScopePath(rawPath);
+        if (!checked.ok) throw new DenyError("scope_invalid", `${authz} path has ${checked.why}`);
+      }
       scopes.push({ authz, path: rawPath, raw });
       continue;
     }

@@ -142,6 +142,10 @@ function header(response: CheckResponse, name: string): string | undefined {
 
 const covered = new Set<string>();
 
+// A fault inside the service cannot be caused by authorization data and a request; it is
+// covered where a broken policy is loaded (test/attacks/no-grpc-errors.test.ts).
+const NOT_REACHABLE_FROM_DATA = new Set<string>(["internal_error"]);
+
 for (const { file, table } of tables) {
   describe(file, () => {
     it.each(table.cases.map((c) => [`${c.section} ${c.name}`, c] as const))("%s", async (_title, c) => {
@@ -186,7 +190,7 @@ describe("decision tables", () => {
 
   it("cover every reason code", () => {
     const expected = new Set(tables.flatMap((t) => t.table.cases.map((c) => c.expect.reason)));
-    expect([...REASON_CODES].filter((code) => !expected.has(code))).toEqual([]);
+    expect([...REASON_CODES].filter((code) => !expected.has(code) && !NOT_REACHABLE_FROM_DATA.has(code))).toEqual([]);
   });
 
   it("ran every case they declare (each reason seen in a response)", () => {

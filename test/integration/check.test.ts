@@ -289,14 +289,15 @@ describe("Check through the real gRPC service", () => {
 });
 
 describe("a route the data does not define", () => {
-  it("is a deployment fault: a gRPC FAILED_PRECONDITION error naming it, so Envoy's failure mode decides", async () => {
+  it("is denied with 500 route_unknown (never a gRPC error that failure_mode_allow could turn into an allow)", async () => {
     const token = await mint(ec, issuer.issuer, { scopes: ["read:/"] });
-    const error = await svc.check({ method: "GET", path: "/protected/x", token, route: "no-such-route" }).then(
-      () => null,
-      (e: { code: number; details: string }) => e,
-    );
-    expect(error?.code).toBe(9); // FAILED_PRECONDITION
-    expect(error?.details).toContain('"no-such-route"');
-    expect(error?.details).not.toContain(token);
+    const response = await svc.check({ method: "GET", path: "/protected/x", token, route: "no-such-route" });
+    expect({ grpc: response.status?.code, http: response.deniedResponse?.status?.code, reason: reasonOf(response) }).toEqual({
+      grpc: 13,
+      http: 500,
+      reason: "route_unknown",
+    });
+    expect(response.okResponse).toBeUndefined();
+    expect(JSON.stringify(response)).not.toContain(token);
   });
 });

@@ -67,6 +67,7 @@ interface Case {
 
 const allowed = (headers: Record<string, string | null> = {}) => ({ allowed: headers });
 const malformed = unauthenticated("token_malformed");
+const requestMalformed: ExpectedDeny = { grpc: GrpcCode.INVALID_ARGUMENT, http: 400, reason: "request_malformed", wwwAuthenticate: null };
 
 const cases: Case[] = [
   // §2 header parameters
@@ -100,12 +101,12 @@ const cases: Case[] = [
   {
     name: "two bearer credentials (repeated Authorization joined by Envoy)",
     authorization: async () => "Bearer a, Bearer b",
-    expect: malformed,
+    expect: requestMalformed,
   },
   {
     name: "two bearer credentials, the first one valid",
     authorization: async () => `Bearer ${await mint(ec, issuer.issuer)}, Bearer ${await mint(ec, issuer.issuer)}`,
-    expect: malformed,
+    expect: requestMalformed,
   },
   {
     name: "Bearer scheme without a credential",

@@ -162,7 +162,7 @@ describe("scopes only add (SEMANTICS §6)", () => {
     );
   });
 
-  it("adding a path-style scope with a dot segment or an encoded separator invalidates the whole token", () => {
+  it("adding a path-style or named scope with a dot segment or an encoded separator invalidates the whole token", () => {
     fc.assert(
       fc.property(scopes, malformedScope, fc.nat(), (base, bad, at) => {
         const entries = [...base];

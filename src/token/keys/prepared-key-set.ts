@@ -84,12 +84,23 @@ async function keyProblem(candidate: unknown): Promise<string | null> {
   if (jwk.kid !== undefined && typeof jwk.kid !== "string") return "kid is not a string";
   const alg = verificationAlg(jwk as JWK);
   if (alg === undefined) return `no alg and none implied by kty ${jwk.kty}`;
+  let key: Awaited<ReturnType<typeof importJWK>>;
   try {
-    await importJWK(jwk as JWK, alg);
+    key = await importJWK(jwk as JWK, alg);
   } catch (err) {
     return `cannot import for ${alg}: ${err instanceof Error ? err.message : String(err)}`;
   }
+  const bits = rsaModulusBits(key);
+  if (bits !== undefined && bits < MIN_RSA_BITS) return `RSA key of ${bits} bits, below the ${MIN_RSA_BITS} bits RS*/PS* verification needs`;
   return null;
+}
+
+/** jose refuses to verify with shorter RSA keys (RFC 7518 §3.3); such keys are left out at load. */
+const MIN_RSA_BITS = 2048;
+
+function rsaModulusBits(key: unknown): number | undefined {
+  const algorithm = (key as { algorithm?: { modulusLength?: unknown } } | null)?.algorithm;
+  return typeof algorithm?.modulusLength === "number" ? algorithm.modulusLength : undefined;
 }
 
 /** The key's `alg`, or the usual one for its type when it declares none. */

@@ -27,15 +27,15 @@ describe("extractBearer (SEMANTICS §10, RFC 6750 §2.1)", () => {
   });
 
   it.each<[string, string, DenyReason]>([
-    ["two bearer credentials joined by a comma", `Bearer ${JWT}, Bearer ${JWT}x`, "token_malformed"],
-    ["Basic then Bearer, joined by Envoy: ambiguous", `Basic YWxpY2U6c2VjcmV0, Bearer ${JWT}`, "token_malformed"],
-    ["Bearer then Basic, joined by Envoy: ambiguous", `Bearer ${JWT},Basic YWxpY2U6c2VjcmV0`, "token_malformed"],
-    ["bearer token followed by junk after a comma", `Bearer ${JWT},junk`, "token_malformed"],
-    ["the same bearer credential twice", `Bearer ${JWT},Bearer ${JWT}`, "token_malformed"],
-    ["two bearer credentials with different scheme case", `bearer a, BEARER b`, "token_malformed"],
+    ["two bearer credentials joined by a comma", `Bearer ${JWT}, Bearer ${JWT}x`, "request_malformed"],
+    ["Basic then Bearer, joined by Envoy: ambiguous", `Basic YWxpY2U6c2VjcmV0, Bearer ${JWT}`, "request_malformed"],
+    ["Bearer then Basic, joined by Envoy: ambiguous", `Bearer ${JWT},Basic YWxpY2U6c2VjcmV0`, "request_malformed"],
+    ["bearer token followed by junk after a comma", `Bearer ${JWT},junk`, "request_malformed"],
+    ["the same bearer credential twice", `Bearer ${JWT},Bearer ${JWT}`, "request_malformed"],
+    ["two bearer credentials with different scheme case", `bearer a, BEARER b`, "request_malformed"],
     ["scheme without a credential", "Bearer", "token_malformed"],
     ["scheme followed by spaces only", "Bearer    ", "token_malformed"],
-    ["empty bearer credential next to Basic", "Basic YWxpY2U6c2VjcmV0, Bearer", "token_malformed"],
+    ["empty bearer credential next to Basic", "Basic YWxpY2U6c2VjcmV0, Bearer", "request_malformed"],
     ["space inside the credential", "Bearer abc def", "token_malformed"],
     ["quoted credential", 'Bearer "abc"', "token_malformed"],
     ["auth-param instead of token68", 'Bearer realm="x"', "token_malformed"],

@@ -13,7 +13,7 @@ import type { VerifiedToken } from "../../../src/token/claims.js";
 import { loadCases, loadDocument } from "./fixtures.js";
 
 /** google.rpc.Code values, from google/rpc/code.proto. */
-const GRPC = { OK: 0, INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
+const GRPC = { OK: 0, INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, INTERNAL: 13, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
 
 interface DenyRow {
   http: number;

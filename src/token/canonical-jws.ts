@@ -1,0 +1,29 @@
+import { DenyError } from "../decision/reasons.js";
+
+const BASE64URL_ALPHABET = /^[A-Za-z0-9_-]*$/;
+
+/**
+ * True when `segment` is the one base64url spelling of its bytes (RFC 7515 §2, RFC 4648
+ * §5 without padding): no `=`, no characters outside the URL-safe alphabet, no length
+ * that no byte string encodes to, and the unused low bits of the last character zero.
+ * Node's decoder ignores all of those, so the check decodes and encodes again.
+ */
+export function isCanonicalBase64url(segment: string): boolean {
+  if (!BASE64URL_ALPHABET.test(segment) || segment.length % 4 === 1) return false;
+  return Buffer.from(segment, "base64url").toString("base64url") === segment;
+}
+
+/**
+ * Splits a JWS compact serialization into its three segments, each canonical
+ * base64url, else `token_malformed`. One token then has exactly one spelling, so a
+ * variant can neither slip past the verified-token cache nor past a deny-list keyed by
+ * the token (RFC 8725 §3.12's spirit: one input, one meaning).
+ */
+export function splitCanonicalJws(token: string): [header: string, payload: string, signature: string] {
+  const parts = token.split(".");
+  if (parts.length !== 3) throw new DenyError("token_malformed", "not a JWS compact serialization (three segments)");
+  for (const part of parts) {
+    if (!isCanonicalBase64url(part)) throw new DenyError("token_malformed", "a segment is not canonical base64url");
+  }
+  return parts as [string, string, string];
+}
