@@ -6,8 +6,17 @@ import { DenyError } from "../decision/reasons.js";
 import { type VerifiedToken, checkTime, readClaims } from "./claims.js";
 import { fromJoseError } from "./jose-errors.js";
 
-/** Returns the verification key for a token header; throws DenyError (key_not_found, key_unavailable, ...). */
-export type KeyResolver = (issuer: string, header: JWSHeaderParameters) => Promise<CryptoKey | Uint8Array>;
+/**
+ * Returns the verification key for a token header; throws DenyError (key_not_found, key_unavailable, ...).
+ * With `retry.rejected` (a key it returned for this header that did not verify the
+ * token), it returns the key to try once more, or `rejected` itself when there is none
+ * (see KeyStore.getKey).
+ */
+export type KeyResolver = (
+  issuer: string,
+  header: JWSHeaderParameters,
+  retry?: { readonly rejected: CryptoKey | Uint8Array },
+) => Promise<CryptoKey | Uint8Array>;
 
 /**
  * For a cached verification: throws the DenyError a fresh key lookup would throw now
@@ -108,8 +117,19 @@ export class TokenVerifier {
     if (!issuer.algorithms.includes(alg)) throw new DenyError("alg_not_allowed");
     let payload: Uint8Array;
     try {
+      const options = { algorithms: issuer.algorithms as string[] };
       const key = await this.#keys(iss, header);
-      ({ payload } = await compactVerify(token, key, { algorithms: issuer.algorithms as string[] }));
+      try {
+        ({ payload } = await compactVerify(token, key, options));
+      } catch (error) {
+        // A token without kid names no key, so after a key rotation the only sign of the
+        // new key is a bad signature: ask once for newer keys (cooldown-limited).
+        const denied = fromJoseError(error, "verification");
+        if (header.kid !== undefined || !(denied instanceof DenyError) || denied.code !== "signature_invalid") throw denied;
+        const newer = await this.#keys(iss, header, { rejected: key });
+        if (newer === key) throw denied;
+        ({ payload } = await compactVerify(token, newer, options));
+      }
     } catch (error) {
       throw fromJoseError(error, "verification");
     }
