@@ -20,6 +20,11 @@ const listen = z.string().transform((value, ctx) => {
 
 const seconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).nonnegative(`expected ${what} in seconds, not negative`);
 const positiveSeconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).positive(`expected ${what} in seconds, above 0`);
+/** Longest wait of start-up for the first key fetch of issuers without usable keys. */
+export const DEFAULT_KEY_STARTUP_WAIT_SECONDS = 5;
+/** Longest wait of a Check for a key fetch: below Envoy's default ext_authz timeout (200 ms). */
+export const DEFAULT_KEY_CHECK_WAIT_SECONDS = 0.15;
+
 const positiveInt = (what: string) => z.number({ error: `expected ${what}` }).int(`expected ${what} as a whole number`).positive(`expected ${what} above 0`);
 
 const schema = z.strictObject({
@@ -45,8 +50,18 @@ const schema = z.strictObject({
       unknown_kid_cooldown_seconds: positiveSeconds("the unknown-kid refetch cooldown").default(30),
       fetch_timeout_seconds: positiveSeconds("the key fetch timeout").default(5),
       max_response_bytes: positiveInt("a response size limit in bytes").default(1024 * 1024),
+      startup_wait_seconds: seconds("the start-up wait for key fetches (0: do not wait)").default(DEFAULT_KEY_STARTUP_WAIT_SECONDS),
+      check_wait_seconds: seconds("the longest wait of a Check for a key fetch (0: never wait)").default(DEFAULT_KEY_CHECK_WAIT_SECONDS),
     })
-    .default({ refresh_interval_seconds: 600, max_stale_seconds: 4 * 24 * 3600, unknown_kid_cooldown_seconds: 30, fetch_timeout_seconds: 5, max_response_bytes: 1024 * 1024 }),
+    .default({
+      refresh_interval_seconds: 600,
+      max_stale_seconds: 4 * 24 * 3600,
+      unknown_kid_cooldown_seconds: 30,
+      fetch_timeout_seconds: 5,
+      max_response_bytes: 1024 * 1024,
+      startup_wait_seconds: DEFAULT_KEY_STARTUP_WAIT_SECONDS,
+      check_wait_seconds: DEFAULT_KEY_CHECK_WAIT_SECONDS,
+    }),
   log: z
     .strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
     .default({ level: "info" }),
@@ -80,6 +95,10 @@ export interface ServiceConfig {
     readonly unknownKidCooldownMs: number;
     readonly fetchTimeoutMs: number;
     readonly maxResponseBytes: number;
+    /** Longest wait of start-up for issuers without usable keys (`keys.startup_wait_seconds`). */
+    readonly startupWaitMs: number;
+    /** Longest wait of a Check for a key fetch it needs (`keys.check_wait_seconds`). */
+    readonly checkWaitMs: number;
   };
   readonly logLevel: string;
 }
@@ -104,6 +123,8 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
       unknownKidCooldownMs: c.keys.unknown_kid_cooldown_seconds * 1000,
       fetchTimeoutMs: c.keys.fetch_timeout_seconds * 1000,
       maxResponseBytes: c.keys.max_response_bytes,
+      startupWaitMs: c.keys.startup_wait_seconds * 1000,
+      checkWaitMs: c.keys.check_wait_seconds * 1000,
     },
     logLevel: c.log.level,
   });

@@ -46,13 +46,17 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       unknownKidCooldownMs: config.keys.unknownKidCooldownMs,
       fetchTimeoutMs: config.keys.fetchTimeoutMs,
       maxResponseBytes: config.keys.maxResponseBytes,
+      startupWaitMs: config.keys.startupWaitMs,
+      checkWaitMs: config.keys.checkWaitMs,
       logger: logger.child({ component: "keys" }),
     },
   );
+  // Bounded: issuers with keys from the disk cache are not waited for, the others at
+  // most keys.startup_wait_seconds; their fetches go on while the service listens.
   await keys.start();
   const verifier = new TokenVerifier({
     issuers: data.issuers,
-    keys: (issuer, header) => keys.getKey(issuer, header),
+    keys: (issuer, header, retry) => keys.getKey(issuer, header, retry),
     recheckKey: (issuer, kid) => keys.assertStillUsable(issuer, kid),
     leewaySeconds: config.tokens.leewaySeconds,
     identityClaims: data.identityClaims,
@@ -65,6 +69,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     engine,
     maxTokenBytes: config.tokens.maxBytes,
     logger: logger.child({ component: "decision" }),
+    ...(seams.now ? { now: seams.now } : {}),
   });
   let server: RunningGrpcServer;
   try {
