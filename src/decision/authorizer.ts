@@ -21,6 +21,8 @@ export interface AuthorizerParts {
   readonly maxTokenBytes: number;
   readonly logger: Logger;
   readonly newId?: () => string;
+  /** Clock seam (ms since the epoch) for log rate limits; default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /** A route's settings with its response settings prepared once. */
@@ -58,11 +60,12 @@ export class Authorizer {
   readonly #newId: () => string;
   readonly #default: Route;
   readonly #routes: ReadonlyMap<string, Route>;
-  readonly #unknownRoutes = new LogLimiter({ intervalMs: UNKNOWN_ROUTE_LOG_INTERVAL_MS });
+  readonly #unknownRoutes: LogLimiter;
 
   constructor(parts: AuthorizerParts) {
     this.#parts = parts;
     this.#newId = parts.newId ?? randomUUID;
+    this.#unknownRoutes = new LogLimiter({ intervalMs: UNKNOWN_ROUTE_LOG_INTERVAL_MS, ...(parts.now ? { now: parts.now } : {}) });
     this.#default = prepareRoute(parts.data.defaultRoute);
     this.#routes = new Map([...parts.data.routes].map(([name, settings]) => [name, prepareRoute(settings)]));
   }

@@ -4,6 +4,7 @@ import { LRUCache } from "lru-cache";
 import type { IssuerPolicy } from "../config/authz-data.js";
 import { DenyError } from "../decision/reasons.js";
 import { type VerifiedToken, checkTime, readClaims } from "./claims.js";
+import { splitCanonicalJws } from "./canonical-jws.js";
 import { fromJoseError } from "./jose-errors.js";
 
 /**
@@ -101,7 +102,7 @@ export class TokenVerifier {
     let header: JWSHeaderParameters;
     let unverified: Record<string, unknown>;
     try {
-      if (token.split(".").length !== 3) throw new DenyError("token_malformed", "not a JWS compact serialization");
+      splitCanonicalJws(token);
       header = decodeProtectedHeader(token) as JWSHeaderParameters;
       unverified = decodeJwt(token);
     } catch (error) {
