@@ -61,8 +61,8 @@ function entriesOf(c: DiffCase): string[] {
 
 /**
  * What SEMANTICS says about the case's scopes and path, for a token otherwise valid for
- * the audience (base path `/`, default verbs): a path-style scope with an unsafe path makes
- * the token `scope_invalid`; an unsafe request path is `path_invalid` before anything else.
+ * the audience (base path `/`, default verbs): a scope (path-style or named) with an unsafe
+ * path makes the token `scope_invalid`; an unsafe request path is `path_invalid` before anything else.
  */
 export function semanticsDecision(c: DiffCase): SemanticsDecision {
   const requested = requestSegments(c.path);
@@ -71,8 +71,13 @@ export function semanticsDecision(c: DiffCase): SemanticsDecision {
   for (const entry of entriesOf(c)) {
     const colon = entry.indexOf(":");
     const authz = colon === -1 ? entry : entry.slice(0, colon);
-    if (!PATH_STYLE.has(authz)) continue;
     const rawPath = colon === -1 ? "" : entry.slice(colon + 1);
+    if (!PATH_STYLE.has(authz)) {
+      // A named scope grants nothing here (no named_scopes), but an unsafe path in it
+      // invalidates the token as in a path-style scope (§6).
+      if (rawPath !== "" && scopeSegments(rawPath) === undefined) return "scope_invalid";
+      continue;
+    }
     let segments: string[];
     if (rawPath === "") {
       if (authz.startsWith("storage.")) continue; // WLCG requires a path: ignored
