@@ -54,6 +54,15 @@ export interface OidcServer {
   setKeys(jwks: JSONWebKeySet | ReadonlyArray<OidcServerKey>): void;
   /** Answers `route` with `response` from then on; `undefined` restores the normal answer. */
   respond(route: OidcRoute, response: CannedResponse | undefined): void;
+  /**
+   * Holds every request for `route` received from then on until `until` settles, then
+   * answers it as the server would at that moment (keys and canned answers in force
+   * then): a slow issuer whose slowness the test ends by an event, not a timer.
+   * `undefined` stops holding later requests (held ones still wait for their gate).
+   */
+  hold(route: OidcRoute, until: PromiseLike<unknown> | undefined): void;
+  /** Resolves with the request target of the next request for `route` received after this call. */
+  nextRequest(route: OidcRoute): Promise<string>;
   /** Stops the server, cutting hanging requests. Idempotent. */
   close(): Promise<void>;
 }
@@ -69,6 +78,8 @@ export async function startOidcServer(o: OidcServerOptions): Promise<OidcServer>
   const discovery = new Set(o.discovery ?? ["openid-configuration"]);
   const requests: string[] = [];
   const overrides = new Map<OidcRoute, CannedResponse>();
+  const holds = new Map<OidcRoute, PromiseLike<unknown>>();
+  const waiters = new Map<OidcRoute, Array<(target: string) => void>>();
   let jwks: JSONWebKeySet = toJwks(o.keys);
   let routes = new Map<string, OidcRoute>();
   let metadata: Record<string, unknown> = {};
@@ -82,9 +93,18 @@ export async function startOidcServer(o: OidcServerOptions): Promise<OidcServer>
       send(res, { status: 404, body: { error: "not_found" } });
       return;
     }
-    const canned = overrides.get(route);
-    if (canned?.hang === true) return;
-    send(res, canned ?? { status: 200, body: route === "jwks" ? jwks : metadata });
+    const waiting = waiters.get(route);
+    waiters.delete(route);
+    for (const resolve of waiting ?? []) resolve(target);
+    const answer = () => {
+      if (res.destroyed) return; // cut by close() while held
+      const canned = overrides.get(route);
+      if (canned?.hang === true) return;
+      send(res, canned ?? { status: 200, body: route === "jwks" ? jwks : metadata });
+    };
+    const gate = holds.get(route);
+    if (gate === undefined) answer();
+    else Promise.resolve(gate).then(answer, answer);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -124,6 +144,17 @@ export async function startOidcServer(o: OidcServerOptions): Promise<OidcServer>
     respond(route, response) {
       if (response === undefined) overrides.delete(route);
       else overrides.set(route, response);
+    },
+    hold(route, until) {
+      if (until === undefined) holds.delete(route);
+      else holds.set(route, until);
+    },
+    nextRequest(route) {
+      return new Promise<string>((resolve) => {
+        const list = waiters.get(route) ?? [];
+        list.push(resolve);
+        waiters.set(route, list);
+      });
     },
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
