@@ -2,7 +2,7 @@
 # title: scitokens-authz decision
 # description: |
 #   Decides one Envoy Check from a verified, normalized token and request
-#   (shared/SEMANTICS.md §5-§9). TypeScript builds `input` and sets the
+#   (docs/semantics.md §5-§9). TypeScript builds `input` and sets the
 #   normalized policy data; see policies/README.md for both contracts.
 package scitokens.authz
 

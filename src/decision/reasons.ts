@@ -1,5 +1,5 @@
 /**
- * Stable reason codes (shared/SEMANTICS.md §12). They appear in decision logs, in the
+ * Stable reason codes (docs/semantics.md §12). They appear in decision logs, in the
  * JSON body of denied responses, in metric labels and in tests: never rename one.
  */
 export const REASON_CODES = [

@@ -3,7 +3,7 @@ import { SignJWT } from "jose";
 import type { CryptoKey, JWTHeaderParameters, KeyObject } from "jose";
 
 /**
- * The token profiles of shared/SEMANTICS.md §1, named by the version claim they carry:
+ * The token profiles of docs/semantics.md §1, named by the version claim they carry:
  * `scitokens2` → `ver: "scitoken:2.0"`, `wlcg1` → `wlcg.ver: "1.0"`,
  * `scitokens1` → no version claim (how SciTokens 1 issuers mint them).
  */

@@ -15,9 +15,11 @@ export function isCanonicalBase64url(segment: string): boolean {
 
 /**
  * Splits a JWS compact serialization into its three segments, each canonical
- * base64url, else `token_malformed`. One token then has exactly one spelling, so a
- * variant can neither slip past the verified-token cache nor past a deny-list keyed by
- * the token (RFC 8725 §3.12's spirit: one input, one meaning).
+ * base64url, else `token_malformed`. Signed bytes then have one spelling, so respelling
+ * a token (appending `==`, setting unused bits) gives no new token. This is not the
+ * uniqueness of a signature: an ECDSA signature (r, s) has a twin (r, n − s) that anyone
+ * can compute and that verifies too, so anything that must recognise "the same token"
+ * (a deny-list) keys on `jti` or the claims, never on the token's bytes.
  */
 export function splitCanonicalJws(token: string): [header: string, payload: string, signature: string] {
   const parts = token.split(".");
