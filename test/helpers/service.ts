@@ -16,6 +16,9 @@ export interface TestService {
   close(): Promise<void>;
 }
 
+/** The Check wait for key fetches in test services unless a test sets `keys.check_wait_seconds`. */
+export const TEST_CHECK_WAIT_SECONDS = 2;
+
 /** A settable clock, in milliseconds since the epoch, for the service's `now` seam. */
 export interface TestClock {
   now(): number;
@@ -49,11 +52,17 @@ export async function startTestService(
   const dir = await mkdtemp(join(tmpdir(), "scitokens-authz-test-"));
   const dataFile = join(dir, "data.yaml");
   await writeFile(dataFile, stringify(data));
+  // A Check waits for a key fetch it needs up to keys.check_wait_seconds (0.15 s by
+  // default). Tests that expect the fetch to land raise it, so that a loaded CI machine
+  // does not turn a slow loopback fetch into key_unavailable; a test of the wait itself
+  // sets its own value.
+  const keys = { check_wait_seconds: TEST_CHECK_WAIT_SECONDS, ...(serviceOverrides["keys"] as object | undefined) };
   const config = parseServiceConfig(join(dir, "service.yaml"), {
     grpc: { listen: "127.0.0.1:0" },
     policy: { data: dataFile, bundle: BUILT_POLICY_FILE },
     log: { level: "silent" },
     ...serviceOverrides,
+    keys,
   });
   let service: RunningService;
   try {

@@ -242,6 +242,8 @@ describe("parseServiceConfig: defaults", () => {
         unknownKidCooldownMs: 30_000,
         fetchTimeoutMs: 5_000,
         maxResponseBytes: 1024 * 1024,
+        startupWaitMs: 5_000,
+        checkWaitMs: 150,
       },
       logLevel: "info",
     });
