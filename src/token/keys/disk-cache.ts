@@ -8,7 +8,7 @@ import { readBoundedFile } from "./read-jwks-file.js";
 
 /**
  * One issuer's last good key set on disk, so that a restarted service can serve
- * while the issuer is down (shared/SEMANTICS.md §3). Stored as
+ * while the issuer is down (docs/semantics.md §3). Stored as
  * `{ issuer, jwks_uri, fetched_at, jwks }`, `fetched_at` in ms since the epoch.
  */
 export interface CachedJwks {

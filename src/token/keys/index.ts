@@ -1,6 +1,6 @@
 /**
  * Issuer key sets: where each trusted issuer's keys come from, how they are fetched,
- * cached and refreshed, and which key verifies a token (shared/SEMANTICS.md §2–§3).
+ * cached and refreshed, and which key verifies a token (docs/semantics.md §2–§3).
  */
 export {
   KeyStore,

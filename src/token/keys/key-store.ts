@@ -11,7 +11,7 @@ import { settlesWithin } from "./settles-within.js";
 
 /**
  * Where one trusted issuer's keys come from. With neither `jwksUri` nor `jwksFile`,
- * the keys are found by discovery from `issuer` (shared/SEMANTICS.md §3). Keys never
+ * the keys are found by discovery from `issuer` (docs/semantics.md §3). Keys never
  * come from the token (`jku`, `x5u`, `jwk`, `x5c` are ignored).
  */
 export interface IssuerKeySource {
@@ -110,7 +110,7 @@ interface IssuerState {
 
 /**
  * Per trusted issuer, the last good JSON Web Key Set, and the key a token header
- * names (shared/SEMANTICS.md §2–§3).
+ * names (docs/semantics.md §2–§3).
  *
  * - Keys are fetched at {@link KeyStore.start}, then every `refreshIntervalMs`. A failed
  *   fetch keeps the last good keys until `maxStaleMs` after they were fetched.

@@ -1,5 +1,5 @@
 /**
- * Which URLs the key store may fetch, and where discovery looks (shared/SEMANTICS.md §3).
+ * Which URLs the key store may fetch, and where discovery looks (docs/semantics.md §3).
  */
 
 /**
