@@ -29,19 +29,30 @@ export function percentDecodeOnce(raw: string): string | null {
 /**
  * True for segments that some server resolves as `.` or `..`: the plain ones, with a
  * path parameter (`..;x`: Tomcat and Jetty strip `;…`), with trailing spaces or extra
- * dots (Windows strips them), or spelled with compatibility characters (NFKC turns the
- * full-width `．．` into `..`). So: a segment whose part before `;` is only dots and
- * spaces, with at least one dot.
+ * dots (Windows strips them). So: a segment whose part before `;` is only dots and
+ * spaces, with at least one dot. {@link segmentProblem} also asks it of the NFKC form
+ * (full-width `．．` is `..` there).
  */
 function isDotSegment(segment: string): boolean {
-  for (const form of [segment, segment.normalize("NFKC")]) {
-    const stem = form.split(";", 1)[0]!;
-    if (stem.includes(".") && /^[. ]+$/.test(stem)) return true;
-  }
-  return false;
+  const stem = segment.split(";", 1)[0]!;
+  return stem.includes(".") && /^[. ]+$/.test(stem);
 }
 
 const NON_ASCII = /[^\u0000-\u007f]/;
+
+/**
+ * Slashes that no Unicode normalization changes but that Windows' best-fit code-page
+ * conversion (and a reader) takes for `/` or `\`: division and fraction slash, set minus,
+ * big solidus and reverse solidus.
+ */
+const SEPARATOR_LOOKALIKE = /[\u2044\u2215\u2216\u29f8\u29f9]/;
+
+const ESCAPE = /%[0-9A-Fa-f]{2}/g;
+
+/** How many `%XX` escapes `text` holds. */
+function escapes(text: string): number {
+  return text.match(ESCAPE)?.length ?? 0;
+}
 
 function count(text: string, character: string): number {
   let n = 0;
@@ -50,16 +61,22 @@ function count(text: string, character: string): number {
 }
 
 /**
- * What a server applying NFKC to this segment would see that the raw segment hides: a
- * separator (full-width `／`, small `﹨`, `℀` …), or a `%` that a later decoding would
- * act on (full-width `％`). Dot segments under NFKC are {@link isDotSegment}'s.
+ * Why one segment is refused, or null. Besides dot segments, a server applying NFKC
+ * would see what the raw segment hides: a separator (full-width `／`, small `﹨`, `℀`…),
+ * a dot segment (`．．`, `‥`), a new `%` (full-width `％`), or an escape completed from a
+ * `%` that was already there (`%２e` folds to `%2e`). NFKC is computed once, and only
+ * for segments that are not ASCII.
  */
-function compatibilityProblem(segment: string): string | null {
+function segmentProblem(segment: string): string | null {
+  if (isDotSegment(segment)) return `a ${JSON.stringify(segment.slice(0, 16))} segment`;
   if (!NON_ASCII.test(segment)) return null;
+  if (SEPARATOR_LOOKALIKE.test(segment)) return "a character that looks like a separator";
   const folded = segment.normalize("NFKC");
   if (folded === segment) return null;
+  if (isDotSegment(folded)) return `a ${JSON.stringify(segment.slice(0, 16))} segment (a dot segment under NFKC)`;
   if (folded.includes("/") || folded.includes("\\")) return "a character that NFKC turns into a separator";
   if (count(folded, "%") > count(segment, "%")) return "a character that NFKC turns into %";
+  if (escapes(folded) > escapes(segment)) return "a character that NFKC turns into a hex digit after % (an escape)";
   return null;
 }
 
@@ -67,8 +84,7 @@ function splitSegments(decoded: string): { segments: string[] } | { why: string 
   const segments: string[] = [];
   for (const segment of decoded.split("/")) {
     if (segment === "") continue;
-    if (isDotSegment(segment)) return { why: `a ${JSON.stringify(segment.slice(0, 16))} segment` };
-    const problem = compatibilityProblem(segment);
+    const problem = segmentProblem(segment);
     if (problem !== null) return { why: problem };
     segments.push(segment);
   }
@@ -93,6 +109,9 @@ export function normalizeRequestPath(raw: string): PathResult {
   const path = q === -1 ? raw : raw.slice(0, q);
   if (!path.startsWith("/")) return { ok: false, why: "the path does not start with /" };
   if (CONTROL.test(path)) return { ok: false, why: "a control character" };
+  // U+FFFD stands for bytes that were not UTF-8 (gRPC's string decoding puts it there):
+  // what they were, and how an upstream would read them, is unknown.
+  if (path.includes("\uFFFD")) return { ok: false, why: "bytes that are not UTF-8" };
   if (path.includes("\\")) return { ok: false, why: "a backslash" };
   if (ENCODED_SEPARATOR.test(path)) return { ok: false, why: "an encoded / or \\" };
   const decoded = percentDecodeOnce(path);

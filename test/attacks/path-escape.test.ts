@@ -80,6 +80,8 @@ const PIECES = [
   "%c0%ae", "%c0%af", "%e0%80%ae", "%c1%5c", "\\", ";", "%3b", ";x", "%00", "\u0000", "%20", " ", "#", "?", "%23", "%3f",
   "％", "%EF%BC%85", "﹪", "／", "%EF%BC%8F", "＼", "%EF%BC%BC", "﹨", "%EF%B9%A8", "．", "%EF%BC%8E", "‥", "%E2%80%A5", "…",
   "℀", "%E2%84%80", "；", "é", "%C3%A9", "Ａ", "~", "%", "%z",
+  // full-width hex digits that complete an escape under NFKC (`%２e`), and best-fit slashes
+  "２", "ｅ", "Ｅ", "ｆ", "%EF%BC%92", "%EF%BD%85", "%EF%BD%86", "∕", "%E2%88%95", "⁄", "∖",
 ];
 
 const GRANT = "/data";

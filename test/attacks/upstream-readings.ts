@@ -1,8 +1,9 @@
 /**
  * The ways an upstream server might read a request path that the authorizer allowed:
  * percent-decoding once or twice (also overlong UTF-8, as old decoders did), NFKC
- * normalization before or after decoding, `\` as a separator, `;params` and trailing
- * dots or spaces stripped from segments, truncation at NUL, then dot segments resolved
+ * normalization before or after decoding, `\` as a separator, Windows' best-fit
+ * mapping of slash look-alikes, `;params` and trailing dots or spaces stripped from
+ * segments, truncation at NUL, then dot segments resolved
  * (RFC 3986 §5.2.4) and repeated `/` collapsed. The path attack tests assert that every
  * reading of an allowed path stays inside the granted subtree.
  */
@@ -42,6 +43,7 @@ export const READINGS: Readonly<Record<string, Reading>> = {
   params: perSegment((segment) => segment.split(";", 1)[0]!),
   windows: perSegment((segment) => (/^[. ]+$/.test(segment) ? segment : segment.replace(/[. ]+$/, ""))),
   nul: (path) => path.split("\u0000", 1)[0]!,
+  bestfit: (path) => path.replace(/[\u2044\u2215\u29f8]/g, "/").replace(/[\u2216\u29f9]/g, "\\"),
 };
 
 /** RFC 3986 §5.2.4 on `/`-separated segments, with empty segments collapsed. */
