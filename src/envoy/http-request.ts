@@ -62,6 +62,10 @@ export function readHttpRequest(request: CheckRequest): HttpRequestView {
     fromMap.set(key, previous === undefined ? value : `${previous},${value}`);
   }
   const headers = http.headers ?? {};
+  // Envoy sends one of the two maps; a single-valued header in both is two copies.
+  for (const name of SINGLE_VALUED_HEADERS) {
+    if (headers[name] !== undefined && fromMap.has(name)) throw new DenyError("request_malformed", `${name} in both headers and header_map`);
+  }
   return {
     method: http.method || header(headers, ":method", fromMap) || "",
     rawPath: http.path || header(headers, ":path", fromMap) || "",

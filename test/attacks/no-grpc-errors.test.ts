@@ -198,6 +198,13 @@ describe("repeated single-valued headers delivered as separate header_map entrie
     expect(response.deniedResponse?.headers.some((h) => h.header?.key === "www-authenticate")).toBe(false);
   });
 
+  it("a header in both headers and header_map counts as two: 400 request_malformed", async () => {
+    const token = valid();
+    const request = withHeaderMap(base("MOVE"), [["authorization", `Bearer ${token}`], ["destination", "/a/g"]]);
+    request.attributes!.request!.http!.headers = { destination: "/b/g" };
+    expect(expectDocumented(await sendCheck(target, request))).toBe("request_malformed");
+  });
+
   it("one of each is fine (the MOVE within the grant is allowed)", async () => {
     const token = valid();
     const response = await sendCheck(target, withHeaderMap(base("MOVE"), [["authorization", `Bearer ${token}`], ["destination", "/a/g"], ["if-none-match", "*"]]));

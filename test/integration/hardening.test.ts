@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildCheckRequest, sendCheck } from "../../src/cli/check.js";
 import { extractBearer } from "../../src/token/bearer.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
@@ -72,5 +73,32 @@ describe("bearer parsing is linear in the header length", () => {
   it("through the service, a 60 KiB pathological header is answered", async () => {
     const response = await svc.check({ method: "GET", path: "/data", headers: { authorization: `Bearer${" ".repeat(60_000)}\u2028x\u2028y` } });
     expectDenied(response, unauthenticated("token_malformed"));
+  });
+});
+
+describe("an Authorization header that might hold a token is never read as no token", () => {
+  // With on_missing: passthrough and on_invalid: deny, reading such a header as "no token"
+  // would let an invalid token through anonymously (review finding).
+  it.each([
+    ["a no-break space after the scheme", (t: string) => ({ headers: { authorization: `Bearer\u00a0${t}` } })],
+    ["a control character after the token", (t: string) => ({ headers: { authorization: `Bearer ${t}\u0001` } })],
+    ["a replacement character where bytes were not UTF-8", (t: string) => ({ headers: { authorization: `Bearer ${t}\ufffd` } })],
+  ])("%s: 401 token_malformed, not passthrough", async (_name, request) => {
+    const token = `${await mint(key, issuer.issuer, { scopes: ["read:/"] })}x`;
+    expectDenied(await passthrough.check({ method: "GET", path: "/data", ...request(token) }), unauthenticated("token_malformed"));
+  });
+
+  it("raw header bytes that are not UTF-8 (header_map): 401 token_malformed, not passthrough", async () => {
+    const token = await mint(key, issuer.issuer, { scopes: ["read:/"] });
+    const request = buildCheckRequest({ target: passthrough.target, host: "storage.example.org", method: "GET", path: "/data" });
+    const http = request.attributes!.request!.http!;
+    http.headerMap = {
+      headers: [
+        ...Object.entries(http.headers).map(([k, value]) => ({ key: k, value, rawValue: Buffer.alloc(0) })),
+        { key: "authorization", value: "", rawValue: Buffer.concat([Buffer.from(`Bearer ${token}`), Buffer.from([0xff])]) },
+      ],
+    };
+    http.headers = {};
+    expectDenied(await sendCheck(passthrough.target, request), unauthenticated("token_malformed"));
   });
 });
