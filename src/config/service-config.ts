@@ -27,8 +27,19 @@ export const DEFAULT_KEY_CHECK_WAIT_SECONDS = 0.15;
 
 const positiveInt = (what: string) => z.number({ error: `expected ${what}` }).int(`expected ${what} as a whole number`).positive(`expected ${what} above 0`);
 
+/**
+ * The largest CheckRequest accepted. Envoy bounds what it sends (request headers at most
+ * 8 MiB with max_request_headers_kb, plus a body only with with_request_body), and a
+ * larger message is refused by gRPC itself, before any decision: keep Envoy's limits
+ * below this one.
+ */
+export const DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
+
 const schema = z.strictObject({
-  grpc: z.strictObject({ listen }),
+  grpc: z.strictObject({
+    listen,
+    max_request_bytes: positiveInt("the largest CheckRequest in bytes").default(DEFAULT_MAX_REQUEST_BYTES),
+  }),
   policy: z
     .strictObject({
       data: z.string().min(1).optional(),
@@ -83,6 +94,8 @@ export function parseListen(value: string): ListenAddress | null {
 export interface ServiceConfig {
   readonly file: string;
   readonly listen: ListenAddress;
+  /** Largest CheckRequest accepted, in bytes (grpc.max_request_bytes). */
+  readonly maxRequestBytes: number;
   /** Absolute path of the authorization data YAML. */
   readonly dataFile: string;
   /** Absolute path of the compiled policy (policy.wasm). */
@@ -113,6 +126,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
   return Object.freeze({
     file,
     listen: c.grpc.listen,
+    maxRequestBytes: c.grpc.max_request_bytes,
     dataFile: c.policy.data !== undefined ? resolve(base, c.policy.data) : DEMO_DATA_FILE,
     bundleFile: c.policy.bundle !== undefined ? resolve(base, c.policy.bundle) : BUILT_POLICY_FILE,
     tokens: { maxBytes: c.tokens.max_bytes, leewaySeconds: c.tokens.leeway_seconds, cacheEntries: c.tokens.cache_entries },

@@ -43,6 +43,25 @@ function prepareRoute(settings: RouteSettings): Route {
   };
 }
 
+// A denial's detail can quote what the client sent (a crit parameter name, a scope name):
+// kept short, so a request cannot make its own log line large.
+const MAX_DETAIL_CHARS = 200;
+
+function capped(detail: string): string {
+  return detail.length <= MAX_DETAIL_CHARS ? detail : `${detail.slice(0, MAX_DETAIL_CHARS)}…`;
+}
+
+/** What the caller allows one Check. */
+export interface CheckBudget {
+  /** When the caller stops waiting, in ms since the epoch (the gRPC deadline). */
+  readonly deadlineMs?: number;
+}
+
+function keyWait(budget: CheckBudget): { maxKeyWaitMs?: number } {
+  if (budget.deadlineMs === undefined || !Number.isFinite(budget.deadlineMs)) return {};
+  return { maxKeyWaitMs: Math.max(0, (budget.deadlineMs - Date.now()) / 2) };
+}
+
 // An unknown route is logged at most once a minute per name, not once per request.
 const UNKNOWN_ROUTE_LOG_INTERVAL_MS = 60_000;
 
@@ -70,7 +89,13 @@ export class Authorizer {
     this.#routes = new Map([...parts.data.routes].map(([name, settings]) => [name, prepareRoute(settings)]));
   }
 
-  async check(request: CheckRequest): Promise<CheckResponse> {
+  /**
+   * Decides one Check. `budget.deadlineMs` (ms since the epoch) is when the caller (Envoy)
+   * stops waiting: a key fetch is then waited for at most half of the time left, so a
+   * slow issuer makes a Check fail closed (`key_unavailable`) rather than run past
+   * Envoy's timeout, which `failure_mode_allow: true` would turn into an allow.
+   */
+  async check(request: CheckRequest, budget: CheckBudget = {}): Promise<CheckResponse> {
     const started = process.hrtime.bigint();
     const id = this.#newId();
     let route = this.#default;
@@ -89,7 +114,7 @@ export class Authorizer {
       if (bearer === null) {
         decision = { id, reason: this.#withoutToken(route.settings, http), tokenPresented };
       } else {
-        token = await this.#parts.verifier.verify(bearer, route.settings.allowedIssuers);
+        token = await this.#parts.verifier.verify(bearer, route.settings.allowedIssuers, keyWait(budget));
         decision = this.#decide(id, http, route.settings, normalized.path, normalized.segments, token);
       }
     } catch (error) {
@@ -196,7 +221,7 @@ export class Authorizer {
         iss: token?.iss ?? null,
         sub: token?.sub ?? null,
         scope: decision.scope ?? null,
-        ...(decision.detail !== undefined ? { detail: decision.detail } : {}),
+        ...(decision.detail !== undefined ? { detail: capped(decision.detail) } : {}),
         duration_us: micros,
       },
       "decision",

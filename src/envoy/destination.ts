@@ -1,25 +1,37 @@
 import { DenyError } from "../decision/reasons.js";
 
-const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/;
+const ABSOLUTE_URI = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)/;
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: ":80", https: ":443" };
 
-/** Host and port as compared between the request and a Destination: lower case, default ports dropped. */
-function comparableAuthority(authority: string): string {
-  return authority.toLowerCase().replace(/:(80|443)$/, "");
+/**
+ * Host and port as compared between the request and a Destination: lower case, the
+ * default port of `scheme` dropped (either default when the request's scheme is unknown).
+ */
+function comparableAuthority(authority: string, scheme: string | undefined): string {
+  const lower = authority.toLowerCase();
+  const defaults = scheme === undefined ? Object.values(DEFAULT_PORTS) : [DEFAULT_PORTS[scheme]];
+  for (const port of defaults) if (port !== undefined && lower.endsWith(port)) return lower.slice(0, -port.length);
+  return lower;
 }
 
 /**
  * The path of a WebDAV Destination header (RFC 4918 §10.3: an absolute URI or an
  * absolute path). A Destination on another host would make this server push data
  * elsewhere (HTTP third-party copy), which no scope here grants; a network-path
- * reference (`//host/…`) is refused as ambiguous. A raw `,` is how Envoy joins two
- * Destination headers, so it is `request_malformed` (a comma in a name is sent as `%2C`).
+ * reference (`//host/…`), or a URI of another scheme than http(s), is refused as
+ * ambiguous. A raw `,` is how Envoy joins two Destination headers, so it is
+ * `request_malformed` (a comma in a name is sent as `%2C`). The request's host is what
+ * the client sent: Envoy's virtual host `domains` must admit only the storage's own
+ * names for this comparison to mean "this server" (docs/security.md).
  */
 export function destinationPath(value: string, requestHost: string): string {
   if (value.includes(",")) throw new DenyError("request_malformed", "Destination holds a raw comma (more than one Destination header?)");
   if (value.startsWith("//")) throw new DenyError("path_invalid", "Destination is a network-path reference");
   const uri = ABSOLUTE_URI.exec(value);
   if (!uri) return value;
-  if (comparableAuthority(uri[1]!) !== comparableAuthority(requestHost)) {
+  const scheme = uri[1]!.toLowerCase();
+  if (DEFAULT_PORTS[scheme] === undefined) throw new DenyError("path_invalid", "Destination is neither http nor https");
+  if (comparableAuthority(uri[2]!, scheme) !== comparableAuthority(requestHost, undefined)) {
     throw new DenyError("scope_insufficient", "Destination on another host (third-party copy is not authorized)");
   }
   const rest = value.slice(uri[0].length);

@@ -17,11 +17,18 @@ export interface RunningGrpcServer {
  * with a gRPC error status, so Envoy's `failure_mode_allow` only applies when the service
  * cannot be reached or does not answer within Envoy's timeout.
  */
-export async function startGrpcServer(listen: ListenAddress, authorizer: Authorizer, logger: Logger): Promise<RunningGrpcServer> {
-  const server = new Server({ "grpc.max_receive_message_length": 1024 * 1024 });
+export async function startGrpcServer(
+  listen: ListenAddress,
+  authorizer: Authorizer,
+  logger: Logger,
+  limits: { readonly maxRequestBytes: number },
+): Promise<RunningGrpcServer> {
+  const server = new Server({ "grpc.max_receive_message_length": limits.maxRequestBytes });
   const implementation: AuthorizationServer = {
     check(call, callback) {
-      authorizer.check(call.request).then(
+      const deadline = call.getDeadline();
+      const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+      authorizer.check(call.request, Number.isFinite(deadlineMs) ? { deadlineMs } : {}).then(
         (response) => callback(null, response),
         (error: unknown) => {
           // Authorizer.check does not reject; should it ever, the request is still denied.

@@ -56,7 +56,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   await keys.start();
   const verifier = new TokenVerifier({
     issuers: data.issuers,
-    keys: (issuer, header, retry) => keys.getKey(issuer, header, retry),
+    keys: (issuer, header, lookup) => keys.getKey(issuer, header, lookup),
     recheckKey: (issuer, kid) => keys.assertStillUsable(issuer, kid),
     leewaySeconds: config.tokens.leewaySeconds,
     identityClaims: data.identityClaims,
@@ -73,7 +73,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   });
   let server: RunningGrpcServer;
   try {
-    server = await startGrpcServer(config.listen, authorizer, logger);
+    server = await startGrpcServer(config.listen, authorizer, logger, { maxRequestBytes: config.maxRequestBytes });
   } catch (error) {
     keys.close();
     throw error;

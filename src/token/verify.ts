@@ -9,15 +9,21 @@ import { fromJoseError } from "./jose-errors.js";
 
 /**
  * Returns the verification key for a token header; throws DenyError (key_not_found, key_unavailable, ...).
- * With `retry.rejected` (a key it returned for this header that did not verify the
- * token), it returns the key to try once more, or `rejected` itself when there is none
- * (see KeyStore.getKey).
+ * With `lookup.rejected` (a key it returned for this header that did not verify the
+ * token), it returns the key to try once more, or `rejected` itself when there is none;
+ * `lookup.maxWaitMs` caps its wait for a key fetch (see KeyStore.getKey).
  */
 export type KeyResolver = (
   issuer: string,
   header: JWSHeaderParameters,
-  retry?: { readonly rejected: CryptoKey | Uint8Array },
+  lookup?: { readonly rejected?: CryptoKey | Uint8Array; readonly maxWaitMs?: number },
 ) => Promise<CryptoKey | Uint8Array>;
+
+/** Per-call limits of {@link TokenVerifier.verify}. */
+export interface VerifyOptions {
+  /** The most a key lookup may wait for a fetch (from the caller's deadline). */
+  readonly maxKeyWaitMs?: number;
+}
 
 /**
  * For a cached verification: throws the DenyError a fresh key lookup would throw now
@@ -79,7 +85,7 @@ export class TokenVerifier {
    * Verifies `token`. `allowedIssuers` (a route's issuers) narrows the trusted issuers; a
    * token of any other issuer is `issuer_untrusted` before any key lookup.
    */
-  async verify(token: string, allowedIssuers: ReadonlySet<string> | null = null): Promise<VerifiedToken> {
+  async verify(token: string, allowedIssuers: ReadonlySet<string> | null = null, options: VerifyOptions = {}): Promise<VerifiedToken> {
     const nowMs = this.#now();
     const cacheKey = this.#cache ? createHash("sha256").update(token).digest("base64url") : "";
     const cached = this.#cache?.get(cacheKey);
@@ -89,7 +95,7 @@ export class TokenVerifier {
       checkTime(cached.token, nowMs / 1000, this.#leeway);
       return cached.token;
     }
-    const verified = await this.#verifyUncached(token, allowedIssuers);
+    const verified = await this.#verifyUncached(token, allowedIssuers, options);
     checkTime(verified.token, this.#now() / 1000, this.#leeway);
     if (this.#cache) {
       const ttl = Math.min(MAX_CACHE_MS, (verified.token.exp + this.#leeway) * 1000 - nowMs);
@@ -98,7 +104,7 @@ export class TokenVerifier {
     return verified.token;
   }
 
-  async #verifyUncached(token: string, allowedIssuers: ReadonlySet<string> | null): Promise<CachedVerification> {
+  async #verifyUncached(token: string, allowedIssuers: ReadonlySet<string> | null, limits: VerifyOptions): Promise<CachedVerification> {
     let header: JWSHeaderParameters;
     let unverified: Record<string, unknown>;
     try {
@@ -119,7 +125,8 @@ export class TokenVerifier {
     let payload: Uint8Array;
     try {
       const options = { algorithms: issuer.algorithms as string[] };
-      const key = await this.#keys(iss, header);
+      const wait = limits.maxKeyWaitMs !== undefined ? { maxWaitMs: limits.maxKeyWaitMs } : {};
+      const key = await this.#keys(iss, header, wait);
       try {
         ({ payload } = await compactVerify(token, key, options));
       } catch (error) {
@@ -127,7 +134,7 @@ export class TokenVerifier {
         // new key is a bad signature: ask once for newer keys (cooldown-limited).
         const denied = fromJoseError(error, "verification");
         if (header.kid !== undefined || !(denied instanceof DenyError) || denied.code !== "signature_invalid") throw denied;
-        const newer = await this.#keys(iss, header, { rejected: key });
+        const newer = await this.#keys(iss, header, { ...wait, rejected: key });
         if (newer === key) throw denied;
         ({ payload } = await compactVerify(token, newer, options));
       }

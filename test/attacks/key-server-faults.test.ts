@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JWK } from "jose";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { buildCheckRequest, sendCheck } from "../../src/cli/check.js";
 import type { IssuerKeyStatus } from "../../src/token/keys/index.js";
 import { type TestKey, jwksOf, makeKey } from "../helpers/keys.js";
 import { type TestClock, type TestService, startTestService, testClock } from "../helpers/service.js";
@@ -129,7 +130,7 @@ describe("start-up with a hanging issuer", () => {
 describe("a Check waits for a key fetch at most keys.check_wait_seconds", () => {
   it("slow JWKS after a rotation: Checks get 503 key_unavailable and share one held fetch; allowed once it lands", async () => {
     const server = await keyServer(jwksOf(keyA));
-    const svc = await serviceFor(server);
+    const svc = await serviceFor(server, { check_wait_seconds: 0.15 });
     expectAllowed(await check(svc, await mint(keyA, server.issuer)));
     expect(server.jwksRequests()).toBe(1);
 
@@ -163,6 +164,22 @@ describe("a Check waits for a key fetch at most keys.check_wait_seconds", () => 
     if (expected === null) expectAllowed(response);
     else expectDenied(response, expected);
     expect(server.jwksRequests()).toBe(2);
+  });
+});
+
+describe("a Check waits for a key fetch at most half of what is left of its gRPC deadline", () => {
+  it("with a long keys.check_wait_seconds, a Check with a 600 ms deadline still gets 503 key_unavailable, not DEADLINE_EXCEEDED", async () => {
+    const server = await keyServer(jwksOf(keyA));
+    const svc = await serviceFor(server, PATIENT);
+    server.answerJwks(json(jwksOf(keyA, keyB)));
+    const release = server.holdJwks();
+    const token = await mint(keyB, server.issuer);
+    const request = buildCheckRequest({ target: svc.target, host: "storage.example.org", method: "GET", path: PATH, token });
+    // Envoy's timeout arrives as the gRPC deadline; past it, failure_mode_allow decides.
+    expectDenied(await sendCheck(svc.target, request, 600), KEY_UNAVAILABLE);
+    release();
+    await fetchEnded(svc);
+    expectAllowed(await check(svc, token));
   });
 });
 

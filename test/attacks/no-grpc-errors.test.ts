@@ -213,6 +213,23 @@ describe("repeated single-valued headers delivered as separate header_map entrie
 });
 
 describe("faults of the deployment or the service are denials", () => {
+  it("a CheckRequest of 2 MiB (Envoy forwarding large headers or a body) gets a decision, not RESOURCE_EXHAUSTED", async () => {
+    const request = buildCheckRequest({ target, host: "storage.example.org", method: "PUT", path: "/x", headers: { authorization: `Bearer ${"a".repeat(2 * 1024 * 1024)}` } });
+    expect(expectDocumented(await sendCheck(target, request))).toBe("token_too_large");
+  });
+
+  it("a denial's log detail quoting the client (a 5,000-character crit name) is kept short", async () => {
+    const name = `p${"x".repeat(5000)}`;
+    const token = compact({ alg: "ES256", kid: "ec", crit: [name], [name]: 1 }, { iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "read:/", iat: now(), exp: now() + 600 }, keys[0]!);
+    const response = await sendCheck(target, buildCheckRequest({ target, host: "storage.example.org", method: "GET", path: "/x", token }));
+    const id = (response.dynamicMetadata as Record<string, unknown>)["decision_id"];
+    expect(expectDocumented(response)).toBe("token_malformed");
+    await new Promise((resolve) => setImmediate(resolve));
+    const line = logLines.find((l) => l["decision_id"] === id);
+    expect(String(line?.["detail"]).length).toBeLessThanOrEqual(201);
+    expect(JSON.stringify(line)).not.toContain("x".repeat(300));
+  });
+
   it("a CheckRequest without HTTP attributes is 400 request_malformed", async () => {
     const response = await sendCheck(target, { attributes: undefined });
     expect(expectDocumented(response)).toBe("request_malformed");

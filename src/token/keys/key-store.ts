@@ -77,6 +77,11 @@ export interface KeyLookupOptions {
    * rotation the only sign of the new key is a bad signature. See {@link KeyStore.getKey}.
    */
   readonly rejected?: CryptoKey | Uint8Array;
+  /**
+   * The most this lookup may wait for a fetch, when less than `checkWaitMs`: what is left
+   * of the caller's own deadline (Envoy's timeout) for waiting.
+   */
+  readonly maxWaitMs?: number;
 }
 
 /** One issuer's key state, as {@link KeyStore.status} reports it. */
@@ -234,10 +239,11 @@ export class KeyStore {
     if (state === undefined) throw new DenyError("issuer_untrusted");
     const { kid } = header;
     if (kid !== undefined && typeof kid !== "string") throw new DenyError("key_not_found", "kid is not a string");
-    if (options.rejected !== undefined) return this.#keyAfterRejection(state, header, options.rejected);
+    const waitMs = Math.min(this.#checkWaitMs, options.maxWaitMs ?? Number.POSITIVE_INFINITY);
+    if (options.rejected !== undefined) return this.#keyAfterRejection(state, header, options.rejected, waitMs);
     let keys = this.#usableKeys(state);
     if (keys === undefined || (kid !== undefined && !keys.kids.has(kid))) {
-      await this.#waitForOnDemandFetch(state);
+      await this.#waitForOnDemandFetch(state, waitMs);
       keys = this.#usableKeys(state);
       if (keys === undefined) throw new DenyError("key_unavailable", state.lastError ?? "no keys");
       if (kid !== undefined && !keys.kids.has(kid)) throw new DenyError("key_not_found", "unknown kid");
@@ -300,27 +306,27 @@ export class KeyStore {
     return state.keys;
   }
 
-  async #keyAfterRejection(state: IssuerState, header: JWSHeaderParameters, rejected: CryptoKey | Uint8Array): Promise<CryptoKey> {
+  async #keyAfterRejection(state: IssuerState, header: JWSHeaderParameters, rejected: CryptoKey | Uint8Array, waitMs: number): Promise<CryptoKey> {
     const held = this.#usableKeys(state);
     if (held !== undefined) {
       const current = await held.resolve(header);
       if (current !== rejected) return current;
     }
-    await this.#waitForOnDemandFetch(state);
+    await this.#waitForOnDemandFetch(state, waitMs);
     const keys = this.#usableKeys(state);
     if (keys === undefined) throw new DenyError("key_unavailable", state.lastError ?? "no keys");
     return keys.resolve(header);
   }
 
   /**
-   * Start or join the fetch a request may cause and wait for it at most `checkWaitMs`;
+   * Start or join the fetch a request may cause and wait for it at most `waitMs`;
    * throws `key_unavailable` when it is still running then (it goes on). Returns at once
    * when no fetch runs and the cooldown forbids a new one.
    */
-  async #waitForOnDemandFetch(state: IssuerState): Promise<void> {
+  async #waitForOnDemandFetch(state: IssuerState, waitMs: number): Promise<void> {
     const fetch = this.#fetchOnDemand(state);
     if (fetch === undefined) return;
-    if (!(await settlesWithin(fetch, this.#checkWaitMs))) {
+    if (!(await settlesWithin(fetch, waitMs))) {
       throw new DenyError("key_unavailable", "the key fetch this request needs is still running");
     }
   }

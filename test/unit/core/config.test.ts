@@ -232,6 +232,7 @@ describe("parseServiceConfig: defaults", () => {
     expect(config).toEqual({
       file: CONFIG_FILE,
       listen: { host: "127.0.0.1", port: 9292 },
+      maxRequestBytes: 16 * 1024 * 1024,
       dataFile: join(PACKAGE_ROOT, "policies", "demo.yaml"),
       bundleFile: join(PACKAGE_ROOT, "build", "policy.wasm"),
       tokens: { maxBytes: 16 * 1024, leewaySeconds: 60, cacheEntries: 10_000 },
