@@ -4,7 +4,8 @@
 //      gcc for the differential harness), installed if missing;
 //   2. `opa test` over policies/ (the Rego unit tests);
 //   3. the TypeScript type check of src/ and test/;
-//   4. vitest: unit and integration tests against real servers on loopback.
+//   4. a short coverage-guided fuzz of the bearer, path and scope parsers (scripts/fuzz.mjs);
+//   5. vitest: unit and integration tests against real servers on loopback.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -63,6 +64,8 @@ const policies = join(root, "policies");
 const rego = readdirSync(policies).filter((f) => f.endsWith(".rego")).map((f) => join("policies", f));
 run("opa test (policies/*.rego)", join(root, ".tools", "bin", "opa"), ["test", ...rego]);
 run("type check (src/ and test/)", join(root, "node_modules", ".bin", "tsc"), ["-p", "test/tsconfig.json"]);
+// Bounded (about 25 s), seeded; scripts/fuzz.mjs runs it longer.
+run("fuzz (bearer, path and scope parsers)", process.execPath, [join(root, "scripts", "fuzz.mjs"), "--quick"]);
 if (!existsSync(join(root, "build", "policy.wasm"))) {
   process.stderr.write("test: build/policy.wasm is missing: run `npm run build` first\n");
   process.exit(1);
