@@ -1,8 +1,6 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { Metadata, type ServiceError, credentials, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +8,7 @@ import { buildCheckRequest } from "../../src/cli/check.js";
 import { PACKAGE_ROOT } from "../../src/config/service-config.js";
 import { GrpcCode } from "../../src/envoy/decision-to-response.js";
 import { AuthorizationClient, type CheckRequest, type CheckResponse } from "../../src/gen/envoy/service/auth/v3/external_auth.js";
+import { type ServedProcess, killAllServed, spawnServe } from "../helpers/cli-process.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { mint } from "../helpers/tokens.js";
@@ -21,7 +20,6 @@ import { mint } from "../helpers/tokens.js";
 // shutting down. Every Check the service decided must reach its client with the right
 // decision, calls it never received fail UNAVAILABLE, and the process exits 0 by itself.
 
-const CLI = join(PACKAGE_ROOT, "dist", "cli", "main.js");
 const AUDIENCE = "https://storage.example.org";
 const WORKERS = 16;
 /** Issuers whose key fetch is held: one in-flight Check each, provably inside the service. */
@@ -59,51 +57,6 @@ interface Failure {
   readonly code: number;
   readonly details: string;
   readonly afterSigterm: boolean;
-}
-
-/** The service as an operator runs it, with its stdout read line by line. */
-interface Served {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
-  /** Exit code and signal, once the process has exited and its output is read. */
-  readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function serve(config: string): Served {
-  const child = spawn(process.execPath, [CLI, "serve", "--config", config], { cwd: PACKAGE_ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  const lines: string[] = [];
-  const waiters: Array<{ pattern: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    lines.push(line);
-    for (const waiter of [...waiters]) {
-      const m = line.match(waiter.pattern);
-      if (m) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(m);
-      }
-    }
-  });
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("close", (code, signal) => resolve({ code, signal })),
-  );
-  return {
-    child,
-    lines,
-    closed,
-    waitFor(pattern) {
-      for (const line of lines) {
-        const m = line.match(pattern);
-        if (m) return Promise.resolve(m);
-      }
-      return new Promise((resolve, reject) => {
-        waiters.push({ pattern, resolve });
-        void closed.then(({ code }) => reject(new Error(`serve exited (${code}) before printing ${pattern}: ${stderr}`)));
-      });
-    },
-  };
 }
 
 /** Whether the built service config knows `keys.check_wait_seconds` (the bounded wait for a key fetch). */
@@ -244,7 +197,7 @@ let lateKey: TestKey;
 let forged: TestKey;
 let issuer: OidcServer;
 const slowIssuers: OidcServer[] = [];
-let served: Served | undefined;
+let served: ServedProcess | undefined;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "scitokens-sigterm-"));
@@ -254,7 +207,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (served && served.child.exitCode === null && served.child.signalCode === null) served.child.kill("SIGKILL");
+  killAllServed();
   await Promise.all([issuer, ...slowIssuers].filter(Boolean).map((s) => s.close()));
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -289,7 +242,7 @@ describe("SIGTERM in the middle of a load run", () => {
     // Signed with a key each slow issuer publishes only later: an unknown kid, so a key fetch.
     const heldRequests = await Promise.all(slowIssuers.map(async (s) => request("GET", await mint(lateKey, s.issuer, { scopes: ["read:/"] }))));
 
-    served = serve(configFile);
+    served = spawnServe(["--config", configFile]);
     const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
     const target = `127.0.0.1:${port}`;
     const load = new Load(target, kinds);

@@ -1,69 +1,17 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PACKAGE_ROOT } from "../../src/config/service-config.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
+import { CLI, type ServedProcess, killAllServed, spawnServe } from "../helpers/cli-process.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { mint } from "../helpers/tokens.js";
 
 // The CLI as an operator runs it: the built dist/cli/main.js in a child process.
 
-const CLI = join(PACKAGE_ROOT, "dist", "cli", "main.js");
 const run = promisify(execFile);
-
-interface Served {
-  child: ChildProcess;
-  lines: string[];
-  /** Resolves with the first stdout line matching `pattern`. */
-  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
-  stop(): Promise<number | null>;
-}
-
-// Every child started, so that none outlives the file even when a test fails or times out.
-const children = new Set<ChildProcess>();
-
-function serve(args: string[]): Served {
-  const child = spawn(process.execPath, [CLI, "serve", ...args], { cwd: PACKAGE_ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  const lines: string[] = [];
-  const waiters: Array<{ pattern: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    lines.push(line);
-    for (const w of [...waiters]) {
-      const m = line.match(w.pattern);
-      if (m) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(m);
-      }
-    }
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return {
-    child,
-    lines,
-    waitFor(pattern) {
-      for (const line of lines) {
-        const m = line.match(pattern);
-        if (m) return Promise.resolve(m);
-      }
-      return new Promise((resolve, reject) => {
-        waiters.push({ pattern, resolve });
-        void exited.then((code) => reject(new Error(`serve exited (${code}) before printing ${pattern}: ${stderr}`)));
-      });
-    },
-    async stop() {
-      if (child.exitCode === null) child.kill("SIGTERM");
-      return exited;
-    },
-  };
-}
 
 let dir: string;
 let key: TestKey;
@@ -76,7 +24,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const child of children) child.kill("SIGKILL");
+  killAllServed();
   await issuer?.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -90,7 +38,7 @@ async function writeConfig(name: string, data: object | string, service: Record<
 }
 
 describe("scitokens-authz serve --config", () => {
-  let served: Served | undefined;
+  let served: ServedProcess | undefined;
   afterEach(async () => {
     await served?.stop();
     served = undefined;
@@ -98,7 +46,7 @@ describe("scitokens-authz serve --config", () => {
 
   it("logs the bound port, answers Checks there, and exits 0 on SIGTERM", async () => {
     const config = await writeConfig("ok", { audiences: ["https://storage.example.org"], issuers: [{ issuer: issuer.issuer, base_path: "/data" }] });
-    served = serve(["--config", config]);
+    served = spawnServe(["--config", config]);
     const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
     expect(Number(port)).toBeGreaterThan(0);
     const token = await mint(key, issuer.issuer, { scopes: ["read:/"] });
@@ -158,7 +106,7 @@ describe("scitokens-authz serve --config", () => {
 
 describe("scitokens-authz serve (embedded default)", () => {
   it("prints a token and sample Checks that behave as printed", async () => {
-    const served = serve([]);
+    const served = spawnServe([]);
     try {
       const [, token] = await served.waitFor(/^ {2}export TOKEN=(\S+)$/);
       await served.waitFor(/^Stop with Ctrl-C/);

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PACKAGE_ROOT } from "../../../src/config/service-config.js";
+import { markdownSection } from "./markdown-section.js";
 
 // Drift tests for docs/security.md: every threat names tests that exist, every attack
 // suite is named there, and every setting of its limits table is a real setting (one of
@@ -10,14 +11,8 @@ import { PACKAGE_ROOT } from "../../../src/config/service-config.js";
 const page = readFileSync(join(PACKAGE_ROOT, "docs", "security.md"), "utf8");
 const readme = readFileSync(join(PACKAGE_ROOT, "README.md"), "utf8");
 
-/** The text from `heading` up to the next heading of the same or a higher level. */
 function section(heading: RegExp): string {
-  const match = heading.exec(page);
-  if (!match) return "";
-  const level = /^#+/.exec(match[0])?.[0].length ?? 2;
-  const rest = page.slice(match.index + match[0].length);
-  const end = new RegExp(`^#{1,${level}} `, "m").exec(rest);
-  return match[0] + (end ? rest.slice(0, end.index) : rest);
+  return markdownSection(page, heading);
 }
 
 /** Rows of the markdown tables in `text`, as cells. */

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { parseAuthzData } from "../../../src/config/authz-data.js";
 import { PACKAGE_ROOT } from "../../../src/config/service-config.js";
 import { REASON_CODES } from "../../../src/decision/reasons.js";
+import { markdownSection } from "./markdown-section.js";
 
 // Drift tests for docs/semantics.md, the operators' page on what the service decides: it
 // must name every reason code and every divergence class of the differential test (and no
@@ -23,14 +24,8 @@ interface DivergenceEntry {
 const divergences = parse(readFileSync(join(PACKAGE_ROOT, "test", "differential", "divergences.yaml"), "utf8")) as DivergenceEntry[];
 const kinds = [...new Set(divergences.map((d) => d.kind))];
 
-/** The text from `heading` (a line start) up to the next heading of the same or a higher level. */
 function section(heading: RegExp): string {
-  const match = heading.exec(page);
-  if (!match) return "";
-  const level = /^#+/.exec(match[0])?.[0].length ?? 2;
-  const rest = page.slice(match.index + match[0].length);
-  const end = new RegExp(`^#{1,${level}} `, "m").exec(rest);
-  return match[0] + (end ? rest.slice(0, end.index) : rest);
+  return markdownSection(page, heading);
 }
 
 /** Table rows whose first cell is one backticked word: word → the other cells. */

@@ -1,0 +1,71 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { PACKAGE_ROOT } from "../../src/config/service-config.js";
+
+/** The built command line, as an operator runs it. */
+export const CLI = join(PACKAGE_ROOT, "dist", "cli", "main.js");
+
+/** `scitokens-authz serve …` in a child process, its stdout read line by line. */
+export interface ServedProcess {
+  readonly child: ChildProcess;
+  /** Every stdout line so far. */
+  readonly lines: string[];
+  /** Resolves with the first stdout line matching `pattern`; rejects if the process exits first. */
+  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
+  /** Exit code and signal, once the process has exited and its output is read. */
+  readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends SIGTERM (if still running) and resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+// Every child started, so that a test file can make sure none outlives it.
+const running = new Set<ChildProcess>();
+
+/** Starts `serve` with `args`; see {@link killAllServed} for cleanup. */
+export function spawnServe(args: readonly string[]): ServedProcess {
+  const child = spawn(process.execPath, [CLI, "serve", ...args], { cwd: PACKAGE_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+  const lines: string[] = [];
+  const waiters: Array<{ pattern: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    lines.push(line);
+    for (const waiter of [...waiters]) {
+      const m = line.match(waiter.pattern);
+      if (m) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(m);
+      }
+    }
+  });
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("close", (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    lines,
+    closed,
+    waitFor(pattern) {
+      for (const line of lines) {
+        const m = line.match(pattern);
+        if (m) return Promise.resolve(m);
+      }
+      return new Promise((resolve, reject) => {
+        waiters.push({ pattern, resolve });
+        void closed.then(({ code }) => reject(new Error(`serve exited (${code}) before printing ${pattern}: ${stderr}`)));
+      });
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return (await closed).code;
+    },
+  };
+}
+
+/** Kills every `serve` child still running (for afterAll, when a test failed midway). */
+export function killAllServed(): void {
+  for (const child of running) child.kill("SIGKILL");
+}
