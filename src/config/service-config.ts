@@ -1,6 +1,7 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { KEY_STORE_DEFAULTS } from "../token/keys/key-store.js";
 import { ConfigError } from "./config-error.js";
 import { readYamlFile, validate } from "./read-yaml.js";
 
@@ -20,11 +21,6 @@ const listen = z.string().transform((value, ctx) => {
 
 const seconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).nonnegative(`expected ${what} in seconds, not negative`);
 const positiveSeconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).positive(`expected ${what} in seconds, above 0`);
-/** Longest wait of start-up for the first key fetch of issuers without usable keys. */
-export const DEFAULT_KEY_STARTUP_WAIT_SECONDS = 5;
-/** Longest wait of a Check for a key fetch: below Envoy's default ext_authz timeout (200 ms). */
-export const DEFAULT_KEY_CHECK_WAIT_SECONDS = 0.15;
-
 const positiveInt = (what: string) => z.number({ error: `expected ${what}` }).int(`expected ${what} as a whole number`).positive(`expected ${what} above 0`);
 
 /**
@@ -52,30 +48,23 @@ const schema = z.strictObject({
       leeway_seconds: seconds("the clock-skew leeway").default(60),
       cache_entries: z.number().int().nonnegative("expected 0 (no cache) or more entries").default(10_000),
     })
-    .default({ max_bytes: 16 * 1024, leeway_seconds: 60, cache_entries: 10_000 }),
+    .prefault({}),
+  // The key store's own defaults, in seconds: written once, in KEY_STORE_DEFAULTS.
   keys: z
     .strictObject({
       cache_dir: z.string().min(1).optional(),
-      refresh_interval_seconds: positiveSeconds("the key refresh interval").default(600),
-      max_stale_seconds: positiveSeconds("the maximum key staleness").default(4 * 24 * 3600),
-      unknown_kid_cooldown_seconds: positiveSeconds("the unknown-kid refetch cooldown").default(30),
-      fetch_timeout_seconds: positiveSeconds("the key fetch timeout").default(5),
-      max_response_bytes: positiveInt("a response size limit in bytes").default(1024 * 1024),
-      startup_wait_seconds: seconds("the start-up wait for key fetches (0: do not wait)").default(DEFAULT_KEY_STARTUP_WAIT_SECONDS),
-      check_wait_seconds: seconds("the longest wait of a Check for a key fetch (0: never wait)").default(DEFAULT_KEY_CHECK_WAIT_SECONDS),
+      refresh_interval_seconds: positiveSeconds("the key refresh interval").default(KEY_STORE_DEFAULTS.refreshIntervalMs / 1000),
+      max_stale_seconds: positiveSeconds("the maximum key staleness").default(KEY_STORE_DEFAULTS.maxStaleMs / 1000),
+      unknown_kid_cooldown_seconds: positiveSeconds("the unknown-kid refetch cooldown").default(KEY_STORE_DEFAULTS.unknownKidCooldownMs / 1000),
+      fetch_timeout_seconds: positiveSeconds("the key fetch timeout").default(KEY_STORE_DEFAULTS.fetchTimeoutMs / 1000),
+      max_response_bytes: positiveInt("a response size limit in bytes").default(KEY_STORE_DEFAULTS.maxResponseBytes),
+      startup_wait_seconds: seconds("the start-up wait for key fetches (0: do not wait)").default(KEY_STORE_DEFAULTS.startupWaitMs / 1000),
+      check_wait_seconds: seconds("the longest wait of a Check for a key fetch (0: never wait)").default(KEY_STORE_DEFAULTS.checkWaitMs / 1000),
     })
-    .default({
-      refresh_interval_seconds: 600,
-      max_stale_seconds: 4 * 24 * 3600,
-      unknown_kid_cooldown_seconds: 30,
-      fetch_timeout_seconds: 5,
-      max_response_bytes: 1024 * 1024,
-      startup_wait_seconds: DEFAULT_KEY_STARTUP_WAIT_SECONDS,
-      check_wait_seconds: DEFAULT_KEY_CHECK_WAIT_SECONDS,
-    }),
+    .prefault({}),
   log: z
     .strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
-    .default({ level: "info" }),
+    .prefault({}),
 });
 
 export interface ListenAddress {

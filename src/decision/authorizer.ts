@@ -4,7 +4,7 @@ import type { AuthzData, RouteSettings } from "../config/authz-data.js";
 import { type Decision, type ResponseSettings, decisionToResponse } from "../envoy/decision-to-response.js";
 import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
 import { LogLimiter } from "../observability/log-limiter.js";
-import { destinationPath } from "../envoy/destination.js";
+import { parseDestination } from "../envoy/destination.js";
 import { buildPolicyInput } from "../envoy/policy-input.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
@@ -12,7 +12,7 @@ import type { PolicyEngine } from "../policy/engine.js";
 import { extractBearer } from "../token/bearer.js";
 import type { VerifiedToken } from "../token/claims.js";
 import type { TokenVerifier } from "../token/verify.js";
-import { DenyError, INVALID_TOKEN_REASONS } from "./reasons.js";
+import { DenyError, INVALID_TOKEN_REASONS } from "../reasons/index.js";
 
 export interface AuthorizerParts {
   readonly data: AuthzData;
@@ -182,7 +182,11 @@ export class Authorizer {
     if (http.method === "MOVE" || http.method === "COPY") {
       // The grant must also cover the Destination (SEMANTICS §9): without one there is nothing to check.
       if (http.destination === undefined) throw new DenyError("path_invalid", `${http.method} without a Destination header`);
-      const normalized = normalizeRequestPath(destinationPath(http.destination, http.host));
+      const parsed = parseDestination(http.destination, http.host);
+      // A Destination on another host would make the upstream push data elsewhere (an HTTP
+      // third-party copy), which no scope here grants.
+      if (!parsed.local) throw new DenyError("scope_insufficient", "Destination on another host (third-party copy is not authorized)");
+      const normalized = normalizeRequestPath(parsed.path);
       if (!normalized.ok) throw new DenyError("path_invalid", `Destination has ${normalized.why}`);
       destination = normalized.path;
     }

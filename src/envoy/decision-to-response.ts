@@ -1,4 +1,4 @@
-import type { DenyReason, ReasonCode } from "../decision/reasons.js";
+import type { DenyReason, ReasonCode } from "../reasons/index.js";
 import type { CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { type HeaderValueOption, HeaderValueOption_HeaderAppendAction } from "../gen/envoy/config/core/v3/base.js";
 import { StatusCode as HttpStatusCode } from "../gen/envoy/type/v3/http_status.js";

@@ -1,4 +1,4 @@
-import { DenyError } from "../decision/reasons.js";
+import { DenyError } from "../reasons/index.js";
 
 const ABSOLUTE_URI = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)/;
 const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: ":80", https: ":443" };
@@ -14,27 +14,29 @@ function comparableAuthority(authority: string, scheme: string | undefined): str
   return lower;
 }
 
+/** A parsed Destination: a path on this server, or a URI on another host. */
+export type Destination = { readonly local: true; readonly path: string } | { readonly local: false; readonly authority: string };
+
 /**
- * The path of a WebDAV Destination header (RFC 4918 §10.3: an absolute URI or an
- * absolute path). A Destination on another host would make this server push data
- * elsewhere (HTTP third-party copy), which no scope here grants; a network-path
- * reference (`//host/…`), or a URI of another scheme than http(s), is refused as
- * ambiguous. A raw `,` is how Envoy joins two Destination headers, so it is
+ * Parses a WebDAV Destination header (RFC 4918 §10.3: an absolute URI or an absolute
+ * path). Whether a Destination on another host may be used (an HTTP third-party copy
+ * push) is for the authorizer to decide, not for this parser. A network-path reference
+ * (`//host/…`), or a URI of another scheme than http(s), is refused as ambiguous
+ * (`path_invalid`). A raw `,` is how Envoy joins two Destination headers, so it is
  * `request_malformed` (a comma in a name is sent as `%2C`). The request's host is what
  * the client sent: Envoy's virtual host `domains` must admit only the storage's own
- * names for this comparison to mean "this server" (docs/security.md).
+ * names for "local" to mean "this server" (docs/security.md).
  */
-export function destinationPath(value: string, requestHost: string): string {
+export function parseDestination(value: string, requestHost: string): Destination {
   if (value.includes(",")) throw new DenyError("request_malformed", "Destination holds a raw comma (more than one Destination header?)");
   if (value.startsWith("//")) throw new DenyError("path_invalid", "Destination is a network-path reference");
   const uri = ABSOLUTE_URI.exec(value);
-  if (!uri) return value;
+  if (!uri) return { local: true, path: value };
   const scheme = uri[1]!.toLowerCase();
   if (DEFAULT_PORTS[scheme] === undefined) throw new DenyError("path_invalid", "Destination is neither http nor https");
-  if (comparableAuthority(uri[2]!, scheme) !== comparableAuthority(requestHost, undefined)) {
-    throw new DenyError("scope_insufficient", "Destination on another host (third-party copy is not authorized)");
-  }
+  const authority = comparableAuthority(uri[2]!, scheme);
+  if (authority !== comparableAuthority(requestHost, undefined)) return { local: false, authority };
   const rest = value.slice(uri[0].length);
   // "/#…" keeps a fragment for the path check to refuse.
-  return rest === "" || rest.startsWith("?") || rest.startsWith("#") ? `/${rest}` : rest;
+  return { local: true, path: rest === "" || rest.startsWith("?") || rest.startsWith("#") ? `/${rest}` : rest };
 }

@@ -1,4 +1,4 @@
-import { DenyError } from "../decision/reasons.js";
+import { DenyError } from "../reasons/index.js";
 import type { CheckRequest } from "../gen/envoy/service/auth/v3/external_auth.js";
 
 /** The parts of an Envoy CheckRequest the service reads. */

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { type LoadedPolicy, loadPolicy } from "@open-policy-agent/opa-wasm";
 import { ConfigError } from "../config/config-error.js";
-import type { DenyReason } from "../decision/reasons.js";
+import type { DenyReason } from "../reasons/index.js";
 
 /** The entrypoint compiled by `opa build -e` (scripts/setup.mjs). */
 export const ENTRYPOINT = "scitokens/authz/decision";

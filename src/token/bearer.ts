@@ -1,4 +1,4 @@
-import { DenyError } from "../decision/reasons.js";
+import { DenyError } from "../reasons/index.js";
 
 // RFC 6750 §2.1 b64token (token68).
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;

@@ -1,4 +1,4 @@
-import { DenyError } from "../decision/reasons.js";
+import { DenyError } from "../reasons/index.js";
 
 const BASE64URL_ALPHABET = /^[A-Za-z0-9_-]*$/;
 

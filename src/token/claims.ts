@@ -1,5 +1,5 @@
 import type { IssuerPolicy } from "../config/authz-data.js";
-import { DenyError } from "../decision/reasons.js";
+import { DenyError } from "../reasons/index.js";
 import { type ParsedScope, parseScopes, splitScopeString } from "./scopes.js";
 
 /** Token profiles (SEMANTICS §1), named as the policy input spells them. */

@@ -1,5 +1,5 @@
 import { errors } from "jose";
-import { DenyError } from "../decision/reasons.js";
+import { DenyError } from "../reasons/index.js";
 
 /**
  * Where the jose error arose: choosing the key from the issuer's set, or verifying the

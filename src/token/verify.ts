@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { type CryptoKey, type JWSHeaderParameters, compactVerify, decodeJwt, decodeProtectedHeader } from "jose";
 import { LRUCache } from "lru-cache";
 import type { IssuerPolicy } from "../config/authz-data.js";
-import { DenyError } from "../decision/reasons.js";
+import { DenyError } from "../reasons/index.js";
 import { type VerifiedToken, checkTime, readClaims } from "./claims.js";
 import { splitCanonicalJws } from "./canonical-jws.js";
 import { fromJoseError } from "./jose-errors.js";

@@ -11,7 +11,7 @@ import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { buildCheckRequest, sendCheck } from "../../src/cli/check.js";
 import { BUILT_POLICY_FILE, PACKAGE_ROOT, parseServiceConfig } from "../../src/config/service-config.js";
-import { REASON_CODES, type DenyReason } from "../../src/decision/reasons.js";
+import { REASON_CODES, type DenyReason } from "../../src/reasons/index.js";
 import { DENY_SHAPES, GrpcCode } from "../../src/envoy/decision-to-response.js";
 import { AuthorizationClient, type CheckRequest, type CheckResponse } from "../../src/gen/envoy/service/auth/v3/external_auth.js";
 import { createLogger } from "../../src/observability/logger.js";

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { SignJWT, base64url, exportSPKI } from "jose";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REASON_CODES } from "../../src/decision/reasons.js";
+import { REASON_CODES } from "../../src/reasons/index.js";
 import { GrpcCode } from "../../src/envoy/decision-to-response.js";
 import type { CheckResponse } from "../../src/gen/envoy/service/auth/v3/external_auth.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { type AuthzData, loadAuthzData } from "../../src/config/authz-data.js";
 import { BUILT_POLICY_FILE } from "../../src/config/service-config.js";
-import type { ReasonCode } from "../../src/decision/reasons.js";
+import type { ReasonCode } from "../../src/reasons/index.js";
 import { buildPolicyInput } from "../../src/envoy/policy-input.js";
 import { normalizeRequestPath } from "../../src/paths/normalize.js";
 import { PolicyEngine } from "../../src/policy/engine.js";

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type AuthzData, DEFAULT_VERBS } from "../../src/config/authz-data.js";
-import { DenyError } from "../../src/decision/reasons.js";
+import { DenyError } from "../../src/reasons/index.js";
 import type { PolicyEngine } from "../../src/policy/engine.js";
 import { parseScopes } from "../../src/token/scopes.js";
 import {

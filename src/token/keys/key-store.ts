@@ -1,6 +1,6 @@
 import type { CryptoKey, JWSHeaderParameters } from "jose";
 import type { Logger } from "pino";
-import { DenyError } from "../../decision/reasons.js";
+import { DenyError } from "../../reasons/index.js";
 import { discoverJwksUri } from "./discover-jwks-uri.js";
 import { readCachedJwks, writeCachedJwks } from "./disk-cache.js";
 import { fetchJsonObject, type FetchLimits } from "./fetch-json.js";

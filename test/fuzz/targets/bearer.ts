@@ -5,7 +5,7 @@
  * let the request through, applies only then); and the limit changes an outcome only by
  * turning it into `token_too_large`.
  */
-import { DenyError, isReasonCode } from "../../../src/decision/reasons.js";
+import { DenyError, isReasonCode } from "../../../src/reasons/index.js";
 import { extractBearer } from "../../../src/token/bearer.js";
 import { describe, ensure, show } from "../invariants.js";
 

@@ -5,7 +5,7 @@
  * that normalizes to itself, and only from an entry of the input.
  */
 import { PATH_AUTHZ } from "../../../src/config/authz-data.js";
-import { DenyError } from "../../../src/decision/reasons.js";
+import { DenyError } from "../../../src/reasons/index.js";
 import { normalizeScopePath } from "../../../src/paths/normalize.js";
 import { type ParsedScope, parseScopes, splitScopeString } from "../../../src/token/scopes.js";
 import { describe, ensure, ensureNormalPath, show, total } from "../invariants.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { DenyReason } from "../../../src/decision/reasons.js";
+import type { DenyReason } from "../../../src/reasons/index.js";
 import { extractBearer } from "../../../src/token/bearer.js";
 import { denyOf } from "./fixtures.js";
 

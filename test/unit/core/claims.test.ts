@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { IssuerPolicy } from "../../../src/config/authz-data.js";
-import type { DenyReason } from "../../../src/decision/reasons.js";
+import type { DenyReason } from "../../../src/reasons/index.js";
 import { type TokenProfile, type VerifiedToken, checkTime, detectProfile, readClaims } from "../../../src/token/claims.js";
 import { denyOf, loadDocument } from "./fixtures.js";
 

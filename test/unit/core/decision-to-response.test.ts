@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type DenyReason, REASON_CODES, type ReasonCode } from "../../../src/decision/reasons.js";
+import { type DenyReason, REASON_CODES, type ReasonCode } from "../../../src/reasons/index.js";
 import {
   type Decision,
   DENY_SHAPES,

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { parse } from "yaml";
-import { DenyError, type DenyReason } from "../../../src/decision/reasons.js";
+import { DenyError, type DenyReason } from "../../../src/reasons/index.js";
 
 /** Absolute path of a file under test/fixtures/unit/. */
 export function fixturePath(name: string): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { DenyReason } from "../../../src/decision/reasons.js";
+import type { DenyReason } from "../../../src/reasons/index.js";
 import { parseScopes, splitScopeString } from "../../../src/token/scopes.js";
 import { denyOf, loadCases } from "./fixtures.js";
 

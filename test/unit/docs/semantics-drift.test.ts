@@ -4,7 +4,7 @@ import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { parseAuthzData } from "../../../src/config/authz-data.js";
 import { PACKAGE_ROOT } from "../../../src/config/service-config.js";
-import { REASON_CODES } from "../../../src/decision/reasons.js";
+import { REASON_CODES } from "../../../src/reasons/index.js";
 import { markdownSection } from "./markdown-section.js";
 
 // Drift tests for docs/semantics.md, the operators' page on what the service decides: it

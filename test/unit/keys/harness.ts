@@ -1,5 +1,5 @@
 import { afterEach, expect, vi } from "vitest";
-import { DenyError, type DenyReason } from "../../../src/decision/reasons.js";
+import { DenyError, type DenyReason } from "../../../src/reasons/index.js";
 import { KeyStore, type IssuerKeySource, type KeyStoreOptions } from "../../../src/token/keys/index.js";
 import { startIssuerServer, type IssuerServer } from "./issuer-server.js";
 

@@ -1,0 +1,6 @@
+/**
+ * Reason codes and the error that carries one: the bottom of the import graph, so that
+ * every stage of a Check (envoy/, paths/, token/, policy/, decision/) can name a reason
+ * without importing another stage.
+ */
+export { DenyError, type DenyReason, INVALID_TOKEN_REASONS, REASON_CODES, type ReasonCode, isReasonCode } from "./reasons.js";
