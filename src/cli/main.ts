@@ -7,12 +7,18 @@ import { PACKAGE_ROOT } from "../config/service-config.js";
 import { buildCheckRequest, describeResponse, sendCheck } from "./check.js";
 import { DEMO, serve } from "./serve.js";
 import { tokenCreate } from "./token-create.js";
+import { validateConfig } from "./validate.js";
+import { VALIDATE_EXIT, formatValidationJson, formatValidationText } from "./validate-report.js";
 
 const USAGE = `scitokens-authz: an Envoy ext_authz service for SciTokens and WLCG tokens
 
 Usage:
   scitokens-authz serve [--config FILE] [--listen HOST:PORT]
       Without --config: the embedded default (demo policy + a development issuer on loopback).
+  scitokens-authz validate [--config FILE] [--json]
+      Checks the service config, its authorization data and compiled policy as serve would
+      at start-up, plus each jwks_file and keys.cache_dir; offline (no key fetch, nothing
+      listens). Lists every problem. Exit 0 valid, 2 not valid, 1 internal error.
   scitokens-authz token create [--scope S]... [--aud A]... [--lifetime SECONDS]
                                [--profile scitokens2|wlcg1|scitokens1] [--sub SUBJECT] [--group G]...
                                [--issuer ISS]
@@ -32,6 +38,12 @@ async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: rest, options: { config: { type: "string" }, listen: { type: "string" } }, strict: true });
       await serve({ config: values.config, listen: values.listen });
       return 0;
+    }
+    case "validate": {
+      const { values } = parseArgs({ args: rest, options: { config: { type: "string" }, json: { type: "boolean", default: false } }, strict: true });
+      const report = await validateConfig(values.config);
+      process.stdout.write(values.json ? formatValidationJson(report) : formatValidationText(report));
+      return report.ok ? VALIDATE_EXIT.valid : VALIDATE_EXIT.invalid;
     }
     case "token": {
       const [sub, ...args] = rest;

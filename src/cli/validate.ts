@@ -1,0 +1,401 @@
+import { createHash } from "node:crypto";
+import { constants } from "node:fs";
+import { access, readFile, stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { type AuthzData, loadAuthzData } from "../config/authz-data.js";
+import { ConfigError } from "../config/config-error.js";
+import { readYamlFile } from "../config/read-yaml.js";
+import { BUILT_POLICY_FILE, DEMO_DATA_FILE, type ServiceConfig, loadServiceConfig, parseServiceConfig } from "../config/service-config.js";
+import { buildPolicyInput, type PolicyInput, type PolicyToken } from "../envoy/policy-input.js";
+import { ENTRYPOINT, PolicyEngine } from "../policy/engine.js";
+import { KEY_STORE_DEFAULTS, KeyStore } from "../token/keys/index.js";
+import { KeySourceError } from "../token/keys/key-source-error.js";
+import { prepareKeySet } from "../token/keys/prepared-key-set.js";
+import { readJwksFile } from "../token/keys/read-jwks-file.js";
+import { DEMO } from "./serve.js";
+
+/** The name `serve` gives the configuration used without --config. */
+export const EMBEDDED_CONFIG = "(embedded default)";
+
+/** One problem: `problem` is `key: what was expected, what was found`, as in ConfigError. */
+export interface ValidationProblem {
+  readonly file: string;
+  readonly problem: string;
+}
+
+/** Where one issuer's keys would come from, and what could be checked of it offline. */
+export interface CheckedIssuer {
+  readonly issuer: string;
+  readonly source: "discovery" | "jwks_uri" | "jwks_file";
+  /** The issuer URL (discovery), the jwks_uri, or the jwks_file's absolute path. */
+  readonly from: string;
+  /** For a jwks_file that was read: its usable keys. */
+  readonly usableKeys: number | null;
+}
+
+/** What `validate` found; the same facts the text and the `--json` output show. */
+export interface ValidationReport {
+  readonly ok: boolean;
+  readonly problems: readonly ValidationProblem[];
+  readonly checked: {
+    readonly config: string;
+    readonly data: string | null;
+    readonly policy: string | null;
+    readonly entrypoint: string;
+    /** Synthetic inputs the policy answered within its contract. */
+    readonly syntheticInputs: number;
+    readonly issuers: readonly CheckedIssuer[];
+    /** Named route sections (the top level is always there). */
+    readonly routes: readonly string[];
+    readonly cacheDir: string | null;
+    /** Short SHA-256 of the data file and the compiled policy, byte for byte. */
+    readonly revision: string | null;
+  };
+  /** Checks that could not run because something they depend on is broken. */
+  readonly notChecked: readonly string[];
+}
+
+/** The files and settings a service config names; recovered leniently when it is not valid. */
+interface ConfigPaths {
+  readonly dataFile: string | null;
+  readonly bundleFile: string | null;
+  readonly cacheDir: string | null;
+  readonly maxResponseBytes: number;
+}
+
+/**
+ * Checks a service config, its authorization data and its compiled policy as `serve`
+ * would before listening, plus what `serve` leaves to run time: each `jwks_file` and
+ * `keys.cache_dir`. Offline: nothing is fetched and nothing listens. A problem in one
+ * file does not stop the checks of the others, so every problem is reported in one run.
+ * Throws only on an internal error (not on a bad file).
+ */
+export async function validateConfig(configFile: string | undefined): Promise<ValidationReport> {
+  const problems: ValidationProblem[] = [];
+  const notChecked: string[] = [];
+  const collect = (error: unknown): void => {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) problems.push({ file: error.file, problem });
+  };
+
+  const configName = configFile === undefined ? EMBEDDED_CONFIG : resolve(configFile);
+  let paths: ConfigPaths | null;
+  try {
+    paths = pathsOf(configFile === undefined ? embeddedConfig() : await loadServiceConfig(configName));
+  } catch (error) {
+    collect(error);
+    paths = await lenientPaths(configName);
+  }
+  const checked = {
+    config: configName,
+    data: paths?.dataFile ?? null,
+    policy: paths?.bundleFile ?? null,
+    entrypoint: ENTRYPOINT,
+    syntheticInputs: 0,
+    issuers: [] as CheckedIssuer[],
+    routes: [] as string[],
+    cacheDir: paths?.cacheDir ?? null,
+    revision: null as string | null,
+  };
+  if (paths === null) {
+    notChecked.push("the authorization data, the policy and the key sources (the service config names them and cannot be read)");
+    return { ok: false, problems, checked, notChecked };
+  }
+
+  let data: AuthzData | null = null;
+  if (paths.dataFile === null) notChecked.push("the authorization data and the key sources (policy.data is not valid)");
+  else {
+    try {
+      data = await loadAuthzData(paths.dataFile);
+    } catch (error) {
+      collect(error);
+    }
+    const issuers = data !== null ? issuersOf(data) : await lenientIssuers(paths.dataFile);
+    if (data !== null) problems.push(...keyStoreProblems(data));
+    for (const entry of issuers) {
+      let usableKeys: number | null = null;
+      if (entry.source === "jwks_file") {
+        const result = await checkJwksFile(entry.from, paths.maxResponseBytes);
+        if (typeof result === "string") problems.push({ file: paths.dataFile, problem: `issuers[${entry.index}].jwks_file: ${result}` });
+        else usableKeys = result;
+      }
+      if (data !== null) checked.issuers.push({ issuer: entry.issuer, source: entry.source, from: entry.from, usableKeys });
+    }
+    if (data !== null) checked.routes.push(...data.routes.keys());
+  }
+
+  if (paths.bundleFile === null) notChecked.push("the compiled policy (policy.bundle is not valid)");
+  else {
+    let engine: PolicyEngine | null = null;
+    try {
+      engine = await PolicyEngine.load(paths.bundleFile, data?.policyData ?? {});
+    } catch (error) {
+      if (error instanceof ConfigError) collect(error);
+      else problems.push({ file: paths.bundleFile, problem: `cannot be loaded with the data (${messageOf(error)})` });
+    }
+    if (engine !== null && data !== null) {
+      const faults = new Map<string, string>();
+      for (const { input, what } of syntheticInputs(data)) {
+        try {
+          engine.evaluate(input);
+          checked.syntheticInputs += 1;
+        } catch (error) {
+          const message = messageOf(error);
+          if (!faults.has(message)) faults.set(message, what);
+        }
+      }
+      for (const [message, what] of faults) {
+        problems.push({
+          file: paths.bundleFile,
+          problem: `${ENTRYPOINT}: expected a decision within the contract (policies/README.md) for ${what}, found: ${message}`,
+        });
+      }
+    } else if (engine !== null) {
+      notChecked.push("the policy's answers (the authorization data is not valid)");
+    }
+  }
+
+  if (paths.cacheDir !== null) {
+    const problem = await cacheDirProblem(paths.cacheDir);
+    if (problem !== null) problems.push({ file: configName, problem: `keys.cache_dir: ${problem}` });
+  }
+
+  if (paths.dataFile !== null && paths.bundleFile !== null) checked.revision = await revisionOf(paths.dataFile, paths.bundleFile);
+  return { ok: problems.length === 0 && notChecked.length === 0, problems, checked, notChecked };
+}
+
+/** What `serve` uses without --config (src/cli/serve.ts): the demo data and the built policy. */
+function embeddedConfig(): ServiceConfig {
+  return parseServiceConfig(EMBEDDED_CONFIG, { grpc: { listen: DEMO.listen }, policy: { data: DEMO_DATA_FILE, bundle: BUILT_POLICY_FILE } });
+}
+
+function pathsOf(config: ServiceConfig): ConfigPaths {
+  return { dataFile: config.dataFile, bundleFile: config.bundleFile, cacheDir: config.keys.cacheDir, maxResponseBytes: config.keys.maxResponseBytes };
+}
+
+/**
+ * The paths an invalid service config names, as `parseServiceConfig` would resolve them,
+ * so that the data and the policy are still checked. A key that is itself not valid
+ * (already reported) gives null; `null` overall when the file cannot be read at all.
+ */
+async function lenientPaths(file: string): Promise<ConfigPaths | null> {
+  let raw: unknown;
+  try {
+    raw = await readYamlFile(file);
+  } catch {
+    return null;
+  }
+  if (!isRecord(raw)) return null;
+  const base = dirname(file);
+  const path = (section: unknown, key: string, fallback: string | null): string | null => {
+    if (!isRecord(section) || section[key] === undefined) return fallback;
+    const value = section[key];
+    return typeof value === "string" && value !== "" ? resolve(base, value) : null;
+  };
+  const policy = raw["policy"] ?? {};
+  const keys = raw["keys"] ?? {};
+  const maxBytes = isRecord(keys) ? keys["max_response_bytes"] : undefined;
+  return {
+    dataFile: isRecord(policy) ? path(policy, "data", DEMO_DATA_FILE) : null,
+    bundleFile: isRecord(policy) ? path(policy, "bundle", BUILT_POLICY_FILE) : null,
+    cacheDir: path(keys, "cache_dir", null),
+    maxResponseBytes: Number.isInteger(maxBytes) && (maxBytes as number) > 0 ? (maxBytes as number) : KEY_STORE_DEFAULTS.maxResponseBytes,
+  };
+}
+
+interface IssuerEntry {
+  readonly index: number;
+  readonly issuer: string;
+  readonly source: CheckedIssuer["source"];
+  readonly from: string;
+}
+
+function issuersOf(data: AuthzData): IssuerEntry[] {
+  return [...data.issuers.values()].map((issuer, index) => ({
+    index,
+    issuer: issuer.issuer,
+    ...(issuer.jwksFile !== undefined
+      ? { source: "jwks_file" as const, from: issuer.jwksFile }
+      : issuer.jwksUri !== undefined
+        ? { source: "jwks_uri" as const, from: issuer.jwksUri }
+        : { source: "discovery" as const, from: issuer.issuer }),
+  }));
+}
+
+/** The `jwks_file`s of data that is not valid, resolved as `parseAuthzData` would, to check them anyway. */
+async function lenientIssuers(file: string): Promise<IssuerEntry[]> {
+  let raw: unknown;
+  try {
+    raw = await readYamlFile(file);
+  } catch {
+    return [];
+  }
+  const issuers = isRecord(raw) && Array.isArray(raw["issuers"]) ? (raw["issuers"] as unknown[]) : [];
+  return issuers.flatMap((entry, index) => {
+    if (!isRecord(entry) || typeof entry["jwks_file"] !== "string" || entry["jwks_file"] === "") return [];
+    return [{ index, issuer: String(entry["issuer"]), source: "jwks_file" as const, from: resolve(dirname(file), entry["jwks_file"]) }];
+  });
+}
+
+/**
+ * The key store's own check of the sources, run as `serve` runs it: its constructor does
+ * no I/O and starts nothing (only `start()` would fetch), so it is built and dropped.
+ */
+function keyStoreProblems(data: AuthzData): ValidationProblem[] {
+  const sources = [...data.issuers.values()].map((issuer) => ({
+    issuer: issuer.issuer,
+    ...(issuer.jwksUri !== undefined ? { jwksUri: issuer.jwksUri } : {}),
+    ...(issuer.jwksFile !== undefined ? { jwksFile: issuer.jwksFile } : {}),
+  }));
+  try {
+    new KeyStore(sources).close();
+    return [];
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    const lines = error.message.split("\n").filter((line) => line.startsWith("- "));
+    return (lines.length > 0 ? lines.map((line) => line.slice(2)) : [error.message]).map((line) => ({ file: data.file, problem: `issuers: ${line}` }));
+  }
+}
+
+/**
+ * Reads a `jwks_file` as the key store does and prepares its keys. Resolves with the
+ * number of usable keys, or with what is wrong. `serve` would start anyway and deny the
+ * issuer's tokens `key_unavailable`; for a reviewer that is a problem.
+ */
+async function checkJwksFile(file: string, maxBytes: number): Promise<number | string> {
+  let document: Record<string, unknown>;
+  try {
+    document = await readJwksFile(file, maxBytes);
+  } catch (error) {
+    const code = ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+    if (code === "ENOENT") return `expected a JWKS file, found nothing at ${file}`;
+    return `expected a JWKS (a JSON object with a "keys" array) in ${file}, found: ${withoutPrefix(messageOf(error), file)}`;
+  }
+  const skipped: string[] = [];
+  try {
+    const keys = await prepareKeySet(document, (reason) => skipped.push(reason));
+    if (keys.jwks.keys.length > 0) return keys.jwks.keys.length;
+  } catch (error) {
+    if (!(error instanceof KeySourceError)) throw error;
+    return `expected a JWKS (a JSON object with a "keys" array) in ${file}, found: ${error.message}`;
+  }
+  const why = skipped.length === 0 ? "an empty keys array" : skipped.slice(0, 3).join("; ") + (skipped.length > 3 ? `; and ${skipped.length - 3} more` : "");
+  return `expected at least one usable public signing key in ${file}, found none (${why})`;
+}
+
+/**
+ * Why the key store could not use `dir` for its disk cache, or null. A missing folder
+ * is fine when the service can create it (it does, mode 0700). Nothing is created here.
+ */
+async function cacheDirProblem(dir: string): Promise<string | null> {
+  let probe = dir;
+  for (;;) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = (await stat(probe)).isDirectory();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const parent = dirname(probe);
+      if ((code === "ENOENT" || code === "ENOTDIR") && parent !== probe) {
+        probe = parent;
+        continue;
+      }
+      return `expected a folder the service can write, found ${probe} cannot be examined (${code ?? messageOf(error)})`;
+    }
+    if (!isDirectory) {
+      return probe === dir
+        ? `expected a folder, found ${dir} is not one`
+        : `expected a folder the service can create, found ${probe} in its path is not a folder`;
+    }
+    try {
+      await access(probe, constants.W_OK | constants.X_OK);
+      return null;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? messageOf(error);
+      return probe === dir
+        ? `expected a folder the service can write, found ${dir} is not writable (${code})`
+        : `expected a folder the service can create, found ${probe} is not writable (${code})`;
+    }
+  }
+}
+
+/**
+ * Fixed inputs shaped as the authorizer builds them (src/envoy/policy-input.ts): a read
+ * on every route by the first issuer it accepts, one by an issuer nobody trusts, one
+ * without a token and one with an invalid token. Any decision is fine; an answer outside
+ * the contract (PolicyFault) or a crash is not.
+ */
+function syntheticInputs(data: AuthzData): Array<{ input: PolicyInput; what: string }> {
+  const issuers = [...data.issuers.values()];
+  const audiences = Array.isArray(data.policyData["audiences"]) ? (data.policyData["audiences"] as unknown[]) : [];
+  const audience = typeof audiences[0] === "string" ? audiences[0] : null;
+  const routeData = isRecord(data.policyData["routes"]) ? data.policyData["routes"] : {};
+  const inputs: Array<{ input: PolicyInput; what: string }> = [];
+  const add = (route: string | null, basePath: string, token: PolicyToken, by: string) => {
+    const path = basePath === "/" ? "/scitokens-authz-validate" : `${basePath}/scitokens-authz-validate`;
+    const input = buildPolicyInput({
+      method: "GET",
+      host: "storage.invalid",
+      headers: {},
+      path,
+      segments: path.split("/").filter((segment) => segment !== ""),
+      destination: null,
+      destinationRemote: false,
+      route,
+      token,
+    });
+    inputs.push({ input, what: `GET ${path}${route === null ? "" : ` on route ${route}`} ${by}` });
+  };
+  const verified = (iss: string): PolicyToken => ({
+    state: "verified",
+    iss,
+    sub: "scitokens-authz-validate",
+    jti: null,
+    profile: "scitokens:2.0",
+    aud: audience === null ? null : [audience],
+    scopes: [{ authz: "read", path: "/", raw: "read:/" }],
+    groups: [],
+    claims: { iss, sub: "scitokens-authz-validate", scope: "read:/", ver: "scitokens:2.0" },
+  });
+  const first = issuers[0];
+  const firstBase = first?.basePaths[0] ?? "/";
+  if (first !== undefined) add(null, firstBase, verified(first.issuer), `by ${first.issuer} with scope read:/`);
+  for (const [name, route] of data.routes) {
+    const issuer = issuers.find((i) => route.allowedIssuers === null || route.allowedIssuers.has(i.issuer));
+    if (issuer === undefined) continue;
+    const override = isRecord(routeData[name]) ? routeData[name]["base_path"] : null;
+    const basePath = Array.isArray(override) && typeof override[0] === "string" ? override[0] : (issuer.basePaths[0] ?? "/");
+    add(name, basePath, verified(issuer.issuer), `by ${issuer.issuer} with scope read:/`);
+  }
+  add(null, "/", verified("https://untrusted.invalid"), "by an untrusted issuer");
+  add(null, firstBase, { state: "absent" }, "without a token");
+  add(null, firstBase, { state: "invalid", reason: "signature_invalid" }, "with an invalid token");
+  return inputs;
+}
+
+/**
+ * First 12 hex digits of SHA-256 over the SHA-256 digests of the data file and the
+ * compiled policy (the service's policy revision); null if either cannot be read.
+ */
+async function revisionOf(dataFile: string, bundleFile: string): Promise<string | null> {
+  try {
+    const files = await Promise.all([readFile(dataFile), readFile(bundleFile)]);
+    const hash = createHash("sha256");
+    for (const bytes of files) hash.update(createHash("sha256").update(bytes).digest());
+    return hash.digest("hex").slice(0, 12);
+  } catch {
+    return null;
+  }
+}
+
+function withoutPrefix(message: string, file: string): string {
+  return message.startsWith(`${file}: `) ? message.slice(file.length + 2) : message;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
