@@ -27,7 +27,7 @@ function demoConfig(listen: string): ServiceConfig {
   });
 }
 
-/** `scitokens-authz serve`: runs until SIGINT/SIGTERM, then drains and exits. */
+/** `scitokens-authz serve`: runs until SIGINT/SIGTERM, then drains and exits; SIGHUP reloads the policy files. */
 export async function serve(options: ServeOptions): Promise<void> {
   let config = options.config !== undefined ? await loadServiceConfig(options.config) : demoConfig(options.listen ?? DEMO.listen);
   if (options.listen !== undefined) {
@@ -48,6 +48,13 @@ export async function serve(options: ServeOptions): Promise<void> {
     throw error;
   }
   if (devIssuer) await printDemo(devIssuer, `${config.listen.host}:${service.port}`);
+  // SIGHUP reloads the policy files; the outcome is logged by the reload itself.
+  const running = service;
+  const reload = () => {
+    logger.info({ signal: "SIGHUP" }, "reload requested");
+    void running.reload("SIGHUP");
+  };
+  process.on("SIGHUP", reload);
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
       logger.info({ signal }, "shutting down");
@@ -56,6 +63,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+  process.off("SIGHUP", reload);
   await service.close();
   await devIssuer?.close();
   logger.flush();

@@ -40,8 +40,9 @@ const schema = z.strictObject({
     .strictObject({
       data: z.string().min(1).optional(),
       bundle: z.string().min(1).optional(),
+      watch: z.boolean({ error: "expected true (reload when a policy file changes) or false (only on SIGHUP)" }).default(true),
     })
-    .default({}),
+    .prefault({}),
   tokens: z
     .strictObject({
       max_bytes: positiveInt("a token size limit in bytes").default(16 * 1024),
@@ -89,6 +90,8 @@ export interface ServiceConfig {
   readonly dataFile: string;
   /** Absolute path of the compiled policy (policy.wasm). */
   readonly bundleFile: string;
+  /** Reload when the data or the compiled policy changes on disk (`policy.watch`); SIGHUP reloads either way. */
+  readonly watchPolicy: boolean;
   readonly tokens: { readonly maxBytes: number; readonly leewaySeconds: number; readonly cacheEntries: number };
   readonly keys: {
     readonly cacheDir: string | null;
@@ -118,6 +121,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
     maxRequestBytes: c.grpc.max_request_bytes,
     dataFile: c.policy.data !== undefined ? resolve(base, c.policy.data) : DEMO_DATA_FILE,
     bundleFile: c.policy.bundle !== undefined ? resolve(base, c.policy.bundle) : BUILT_POLICY_FILE,
+    watchPolicy: c.policy.watch,
     tokens: { maxBytes: c.tokens.max_bytes, leewaySeconds: c.tokens.leeway_seconds, cacheEntries: c.tokens.cache_entries },
     keys: {
       cacheDir: c.keys.cache_dir !== undefined ? resolve(base, c.keys.cache_dir) : null,

@@ -1,8 +1,15 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { ListenAddress } from "../config/service-config.js";
-import type { Authorizer } from "../decision/authorizer.js";
-import { type AuthorizationServer, AuthorizationService } from "../gen/envoy/service/auth/v3/external_auth.js";
+import type { CheckBudget } from "../decision/authorizer.js";
+import { type AuthorizationServer, AuthorizationService, type CheckRequest, type CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
+
+/** What decides a Check: an Authorizer, or the live policy that picks one per Check. */
+export interface CheckHandler {
+  /** Never rejects in practice; should it, the request is denied with {@link faultResponse}. */
+  check(request: CheckRequest, budget: CheckBudget): Promise<CheckResponse>;
+  faultResponse(): CheckResponse;
+}
 
 export interface RunningGrpcServer {
   readonly port: number;
@@ -19,7 +26,7 @@ export interface RunningGrpcServer {
  */
 export async function startGrpcServer(
   listen: ListenAddress,
-  authorizer: Authorizer,
+  authorizer: CheckHandler,
   logger: Logger,
   limits: { readonly maxRequestBytes: number },
 ): Promise<RunningGrpcServer> {

@@ -1,11 +1,11 @@
 import type { Logger } from "pino";
-import { type AuthzData, loadAuthzData } from "../config/authz-data.js";
+import type { AuthzData } from "../config/authz-data.js";
 import type { ServiceConfig } from "../config/service-config.js";
-import { Authorizer } from "../decision/authorizer.js";
-import { PolicyEngine } from "../policy/engine.js";
-import { KeyStore } from "../token/keys/index.js";
-import { TokenVerifier } from "../token/verify.js";
+import type { KeyStore } from "../token/keys/index.js";
+import { policyFiles } from "./generation.js";
 import { type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
+import { LivePolicy, type ReloadEvent } from "./live-policy.js";
+import { type DebounceOptions, type PolicyWatcher, watchPolicyFiles } from "./policy-watcher.js";
 
 export interface ServiceSeams {
   readonly logger: Logger;
@@ -13,82 +13,84 @@ export interface ServiceSeams {
   readonly fetch?: typeof globalThis.fetch;
   /** Clock seam, ms since the epoch (tests). */
   readonly now?: () => number;
+  /** How file events are gathered into one reload (default POLICY_WATCH_DEBOUNCE). */
+  readonly watchDebounce?: DebounceOptions;
 }
 
 export interface RunningService {
   readonly port: number;
+  /** The authorization data of the generation in force. */
   readonly data: AuthzData;
+  /** The key store of the generation in force. */
   readonly keys: KeyStore;
+  /** The revision in force: a short SHA-256 of the data file and the compiled policy. */
+  readonly revision: string;
+  /**
+   * Reloads the policy files (what SIGHUP does); resolves with the outcome of a reload
+   * that read them after this call. Never rejects.
+   */
+  reload(trigger?: string): Promise<ReloadEvent>;
+  /** Resolves with the next reload outcome matching `filter` (file changes and SIGHUP included). */
+  nextReload(filter?: (event: ReloadEvent) => boolean): Promise<ReloadEvent>;
+  /** Calls `listener` with every reload outcome; returns the unsubscribe function. */
+  onReload(listener: (event: ReloadEvent) => void): () => void;
   close(): Promise<void>;
 }
+
+export type { ReloadEvent } from "./live-policy.js";
 
 /**
  * The composition root: loads and validates the authorization data and the compiled
  * policy (both before listening, so a bad file never serves), prepares key sets, then
- * serves gRPC. It only wires parts together.
+ * serves gRPC, and reloads the policy files when they change (`policy.watch`) or when
+ * asked. It only wires parts together.
  */
 export async function startService(config: ServiceConfig, seams: ServiceSeams): Promise<RunningService> {
   const { logger } = seams;
-  const data = await loadAuthzData(config.dataFile);
-  const engine = await PolicyEngine.load(config.bundleFile, data.policyData);
-  const keys = new KeyStore(
-    [...data.issuers.values()].map((issuer) => ({
-      issuer: issuer.issuer,
-      ...(issuer.jwksUri !== undefined ? { jwksUri: issuer.jwksUri } : {}),
-      ...(issuer.jwksFile !== undefined ? { jwksFile: issuer.jwksFile } : {}),
-    })),
-    {
-      ...(seams.fetch ? { fetch: seams.fetch } : {}),
-      ...(seams.now ? { now: seams.now } : {}),
-      ...(config.keys.cacheDir !== null ? { cacheDir: config.keys.cacheDir } : {}),
-      refreshIntervalMs: config.keys.refreshIntervalMs,
-      maxStaleMs: config.keys.maxStaleMs,
-      unknownKidCooldownMs: config.keys.unknownKidCooldownMs,
-      fetchTimeoutMs: config.keys.fetchTimeoutMs,
-      maxResponseBytes: config.keys.maxResponseBytes,
-      startupWaitMs: config.keys.startupWaitMs,
-      checkWaitMs: config.keys.checkWaitMs,
-      logger: logger.child({ component: "keys" }),
-    },
-  );
-  // Bounded: issuers with keys from the disk cache are not waited for, the others at
-  // most keys.startup_wait_seconds; their fetches go on while the service listens.
-  await keys.start();
-  const verifier = new TokenVerifier({
-    issuers: data.issuers,
-    keys: (issuer, header, lookup) => keys.getKey(issuer, header, lookup),
-    recheckKey: (issuer, kid) => keys.assertStillUsable(issuer, kid),
-    leewaySeconds: config.tokens.leewaySeconds,
-    identityClaims: data.identityClaims,
-    cacheEntries: config.tokens.cacheEntries,
-    ...(seams.now ? { now: seams.now } : {}),
-  });
-  const authorizer = new Authorizer({
-    data,
-    verifier,
-    engine,
-    maxTokenBytes: config.tokens.maxBytes,
-    logger: logger.child({ component: "decision" }),
-    ...(seams.now ? { now: seams.now } : {}),
-  });
+  const policy = await LivePolicy.start(config, seams);
   let server: RunningGrpcServer;
   try {
-    server = await startGrpcServer(config.listen, authorizer, logger, { maxRequestBytes: config.maxRequestBytes });
+    server = await startGrpcServer(config.listen, policy, logger, { maxRequestBytes: config.maxRequestBytes });
   } catch (error) {
-    keys.close();
+    await policy.close();
     throw error;
   }
+  let watcher: PolicyWatcher | undefined;
+  if (config.watchPolicy) {
+    watcher = watchPolicyFiles(policyFiles(config), (changed) => void policy.reload(`changed: ${changed.join(", ")}`), {
+      logger,
+      ...(seams.watchDebounce ? { debounce: seams.watchDebounce } : {}),
+    });
+  }
   logger.info(
-    { address: `${config.listen.host}:${server.port}`, port: server.port, data: config.dataFile, issuers: data.issuers.size },
+    {
+      address: `${config.listen.host}:${server.port}`,
+      port: server.port,
+      data: config.dataFile,
+      issuers: policy.current.data.issuers.size,
+      revision: policy.current.revision,
+      watch: config.watchPolicy,
+    },
     `listening on ${config.listen.host}:${server.port}`,
   );
   return {
     port: server.port,
-    data,
-    keys,
+    get data() {
+      return policy.current.data;
+    },
+    get keys() {
+      return policy.current.keys.store;
+    },
+    get revision() {
+      return policy.current.revision;
+    },
+    reload: (trigger = "request") => policy.reload(trigger),
+    nextReload: (filter) => policy.nextReload(filter),
+    onReload: (listener) => policy.onReload(listener),
     async close() {
+      watcher?.close();
       await server.close();
-      keys.close();
+      await policy.close();
     },
   };
 }

@@ -235,6 +235,7 @@ describe("parseServiceConfig: defaults", () => {
       maxRequestBytes: 16 * 1024 * 1024,
       dataFile: join(PACKAGE_ROOT, "policies", "demo.yaml"),
       bundleFile: join(PACKAGE_ROOT, "build", "policy.wasm"),
+      watchPolicy: true,
       tokens: { maxBytes: 16 * 1024, leewaySeconds: 60, cacheEntries: 10_000 },
       keys: {
         cacheDir: null,

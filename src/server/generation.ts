@@ -1,0 +1,238 @@
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import type { Logger } from "pino";
+import { type AuthzData, loadAuthzData } from "../config/authz-data.js";
+import { ConfigError } from "../config/config-error.js";
+import type { ServiceConfig } from "../config/service-config.js";
+import { Authorizer } from "../decision/authorizer.js";
+import { PolicyEngine } from "../policy/engine.js";
+import { type IssuerKeySource, KeyStore } from "../token/keys/index.js";
+import { TokenVerifier } from "../token/verify.js";
+
+/** What a generation is built with besides the configuration (see ServiceSeams). */
+export interface GenerationSeams {
+  readonly logger: Logger;
+  readonly fetch?: typeof globalThis.fetch;
+  readonly now?: () => number;
+}
+
+/**
+ * A key store shared by the generations whose issuers take keys from the same sources.
+ * It is closed when the last generation using it has been retired and drained.
+ */
+export class SharedKeyStore {
+  #users = 0;
+  #closed = false;
+
+  constructor(
+    readonly store: KeyStore,
+    /** The key sources, in a canonical spelling, to tell whether a new generation can keep this store. */
+    readonly sources: string,
+  ) {}
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  acquire(): this {
+    this.#users++;
+    return this;
+  }
+
+  /** Returns true when this was the last user and the store is now closed. */
+  release(): boolean {
+    this.#users--;
+    if (this.#users > 0 || this.#closed) return false;
+    this.close();
+    return true;
+  }
+
+  /** Closes the store whoever still uses it (service shutdown, a generation refused half-built). */
+  close(): void {
+    this.#closed = true;
+    this.store.close();
+  }
+}
+
+/**
+ * Everything one version of the policy files decides with: the validated data, the
+ * WASM policy loaded with it, the key store of its issuers, a token verifier (whose
+ * cache of verified tokens belongs to this generation: trusted issuers may differ in the
+ * next one) and the authorizer. `revision` names the file contents it was built from.
+ */
+export interface Generation {
+  readonly revision: string;
+  readonly data: AuthzData;
+  readonly engine: PolicyEngine;
+  readonly authorizer: Authorizer;
+  readonly keys: SharedKeyStore;
+  /** Whether `keys` is the store of the generation it was built next to. */
+  readonly keptKeys: boolean;
+}
+
+/** The files a generation is built from. */
+export function policyFiles(config: ServiceConfig): readonly [data: string, bundle: string] {
+  return [config.dataFile, config.bundleFile];
+}
+
+/**
+ * A short SHA-256 of the data file and the compiled policy, as they are on disk now;
+ * `null` when either cannot be read (loading it will say why).
+ */
+export async function readRevision(config: ServiceConfig): Promise<string | null> {
+  try {
+    const [data, bundle] = await Promise.all(policyFiles(config).map((file) => readFile(file)));
+    const hash = createHash("sha256");
+    for (const bytes of [data!, bundle!]) hash.update(createHash("sha256").update(bytes).digest());
+    return hash.digest("hex").slice(0, 12);
+  } catch {
+    return null;
+  }
+}
+
+/** The files changed while a generation was loaded from them: load them again. */
+export class PolicyFilesChanged extends Error {
+  override readonly name = "PolicyFilesChanged";
+}
+
+/**
+ * Builds a generation from the policy files, off the hot path: the data (YAML and
+ * schema), the WASM policy with that data, and a smoke evaluation; then the key store
+ * (the one `previous` uses when the key sources are the same, else a new one, started,
+ * which waits at most `keys.startup_wait_seconds`), the verifier and the authorizer.
+ * Throws ConfigError naming the file and the problems, or PolicyFilesChanged when the
+ * files' contents are no longer `revision` once loaded; nothing is left running then.
+ */
+export async function loadGeneration(
+  config: ServiceConfig,
+  seams: GenerationSeams,
+  revision: string | null,
+  previous?: Generation,
+  onKeyStore?: (store: KeyStore | undefined) => void,
+): Promise<Generation> {
+  const data = await loadAuthzData(config.dataFile);
+  const engine = await PolicyEngine.load(config.bundleFile, data.policyData);
+  smokeCheck(engine, data, config.bundleFile);
+  const loaded = await readRevision(config);
+  if (revision === null || loaded !== revision) throw new PolicyFilesChanged("the policy files changed while they were loaded");
+
+  const sources = keySources(data);
+  const spelling = JSON.stringify([...sources].sort((a, b) => (a.issuer < b.issuer ? -1 : a.issuer > b.issuer ? 1 : 0)));
+  let keys: SharedKeyStore;
+  const keptKeys = previous !== undefined && !previous.keys.closed && previous.keys.sources === spelling;
+  if (keptKeys) {
+    keys = previous.keys.acquire();
+    // A static key file may have changed along with the data: read it again (no network).
+    const files = sources.filter((s) => s.jwksFile !== undefined);
+    await Promise.all(files.map((s) => keys.store.refresh(s.issuer).catch(() => undefined)));
+  } else {
+    let store: KeyStore;
+    try {
+      store = newKeyStore(config, seams, sources);
+    } catch (error) {
+      throw new ConfigError(config.dataFile, [(error as Error).message]);
+    }
+    keys = new SharedKeyStore(store, spelling).acquire();
+    onKeyStore?.(keys.store);
+    try {
+      // Bounded: issuers with keys from the disk cache are not waited for, the others at
+      // most keys.startup_wait_seconds; their fetches go on afterwards.
+      await keys.store.start();
+    } catch (error) {
+      keys.close();
+      throw error;
+    } finally {
+      onKeyStore?.(undefined);
+    }
+  }
+  try {
+    const store = keys.store;
+    const verifier = new TokenVerifier({
+      issuers: data.issuers,
+      keys: (issuer, header, lookup) => store.getKey(issuer, header, lookup),
+      recheckKey: (issuer, kid) => store.assertStillUsable(issuer, kid),
+      leewaySeconds: config.tokens.leewaySeconds,
+      identityClaims: data.identityClaims,
+      cacheEntries: config.tokens.cacheEntries,
+      ...(seams.now ? { now: seams.now } : {}),
+    });
+    const authorizer = new Authorizer({
+      data,
+      verifier,
+      engine,
+      maxTokenBytes: config.tokens.maxBytes,
+      logger: seams.logger.child({ component: "decision", policy_revision: revision }),
+      ...(seams.now ? { now: seams.now } : {}),
+    });
+    return Object.freeze({ revision, data, engine, authorizer, keys, keptKeys });
+  } catch (error) {
+    keys.release();
+    throw error;
+  }
+}
+
+/** Where each trusted issuer's keys come from, in the data's order. */
+function keySources(data: AuthzData): IssuerKeySource[] {
+  return [...data.issuers.values()].map((issuer) => ({
+    issuer: issuer.issuer,
+    ...(issuer.jwksUri !== undefined ? { jwksUri: issuer.jwksUri } : {}),
+    ...(issuer.jwksFile !== undefined ? { jwksFile: issuer.jwksFile } : {}),
+  }));
+}
+
+function newKeyStore(config: ServiceConfig, seams: GenerationSeams, sources: readonly IssuerKeySource[]): KeyStore {
+  return new KeyStore(sources, {
+    ...(seams.fetch ? { fetch: seams.fetch } : {}),
+    ...(seams.now ? { now: seams.now } : {}),
+    ...(config.keys.cacheDir !== null ? { cacheDir: config.keys.cacheDir } : {}),
+    refreshIntervalMs: config.keys.refreshIntervalMs,
+    maxStaleMs: config.keys.maxStaleMs,
+    unknownKidCooldownMs: config.keys.unknownKidCooldownMs,
+    fetchTimeoutMs: config.keys.fetchTimeoutMs,
+    maxResponseBytes: config.keys.maxResponseBytes,
+    startupWaitMs: config.keys.startupWaitMs,
+    checkWaitMs: config.keys.checkWaitMs,
+    logger: seams.logger.child({ component: "keys" }),
+  });
+}
+
+const SMOKE_HOST = "policy-smoke-check.invalid";
+
+/**
+ * Evaluates the policy once with a fixed synthetic input (a read by the first issuer
+ * under its first base path, for an audience no data lists): whatever it decides, the
+ * answer must be within the contract, or the policy is refused before it serves.
+ *
+ * The input is written out (policies/README.md, "Input") rather than built with
+ * buildPolicyInput so that it carries, for a verified token, the fields of both the
+ * current input and its successor (`state`, `claims`, `headers`, `destination_remote`);
+ * a policy ignores what it does not read. Keep it in step with the input contract.
+ */
+function smokeCheck(engine: PolicyEngine, data: AuthzData, bundleFile: string): void {
+  const [issuer] = data.issuers.values();
+  const path = issuer?.basePaths[0] ?? "/";
+  const input = {
+    attributes: { request: { http: { method: "GET", host: SMOKE_HOST, headers: {} } } },
+    path,
+    parsed_path: path.split("/").filter((segment) => segment !== ""),
+    destination: null,
+    destination_remote: false,
+    route: null,
+    token: {
+      state: "verified",
+      iss: issuer?.issuer ?? `https://${SMOKE_HOST}`,
+      sub: "policy-smoke-check",
+      jti: null,
+      profile: "scitokens:2.0",
+      aud: [`https://${SMOKE_HOST}`],
+      scopes: [{ authz: "read", path: "/", raw: "read:/" }],
+      groups: [],
+      claims: {},
+    },
+  };
+  try {
+    engine.evaluate(input);
+  } catch (error) {
+    throw new ConfigError(bundleFile, [`the policy does not answer within its contract for a test input (${(error as Error).message})`]);
+  }
+}
