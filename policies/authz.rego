@@ -1,17 +1,89 @@
 # METADATA
 # title: scitokens-authz decision
 # description: |
-#   Decides one Envoy Check from a verified, normalized token and request
-#   (docs/semantics.md §5-§9). TypeScript builds `input` and sets the
-#   normalized policy data; see policies/README.md for both contracts.
+#   Decides every Envoy Check from the normalized request and the token's state
+#   (absent, invalid with its reason, or verified), as docs/semantics.md §5-§11
+#   describe. TypeScript builds `input`, sets the normalized data and turns the
+#   decision into the CheckResponse; policies/README.md has the contract.
 package scitokens.authz
 
-# Decision: the first failing check wins (README "Decision").
-# The default is only reached if the allowed branch cannot be built (a
-# malformed scope); it denies.
-default decision := {"allow": false, "reason": "scope_insufficient", "scope": null, "create_only": false}
+# --- Decision ----------------------------------------------------------------
 
-decision := _deny("issuer_untrusted") if {
+# Deny by default: reached only when the input has no token state the policy knows.
+default decision := {"allow": false, "reason": "token_missing", "scope": null, "create_only": false}
+
+decision := _without_token if input.token.state == "absent"
+
+decision := _with_invalid_token if input.token.state == "invalid"
+
+decision := _with_verified_token if input.token.state == "verified"
+
+# §10: a CORS preflight, on_missing: passthrough, or token_missing.
+_without_token := _passthrough if {
+	_cors_preflight
+	_setting("cors_preflight") == "allow"
+} else := _passthrough if {
+	_setting("on_missing") == "passthrough"
+} else := _deny("token_missing")
+
+_cors_preflight if {
+	_method == "OPTIONS"
+	is_string(_request_headers.origin)
+	is_string(_request_headers["access-control-request-method"])
+}
+
+_request_headers := object.get(input.attributes.request.http, "headers", {})
+
+# §10: an unusable token passes through with on_invalid: passthrough; never a key
+# outage (the token may be fine) and never a valid token's missing grant.
+_with_invalid_token := _passthrough if {
+	_setting("on_invalid") == "passthrough"
+	input.token.reason in _unusable_token_reasons
+} else := _deny(input.token.reason) if {
+	input.token.reason in _token_reasons
+} else := _deny("token_malformed")
+
+_unusable_token_reasons := {
+	"token_malformed", "token_too_large", "profile_unknown", "alg_not_allowed",
+	"issuer_untrusted", "key_not_found", "signature_invalid", "token_expired",
+	"token_not_yet_valid", "token_issued_in_future", "claim_invalid", "scope_invalid",
+}
+
+_token_reasons := _unusable_token_reasons | {"key_unavailable"}
+
+# §9: MOVE and COPY need a Destination on this server, then the grant (§5-§9). A
+# token for another audience or issuer is unusable here: with on_invalid:
+# passthrough it passes through (§10).
+_with_verified_token := _deny("scope_insufficient") if {
+	_method in _destination_methods
+	object.get(input, "destination_remote", false) == true
+} else := _deny("path_invalid") if {
+	_method in _destination_methods
+	object.get(input, "destination", null) == null
+} else := _passthrough if {
+	grant.reason in {"audience_mismatch", "issuer_untrusted"}
+	_setting("on_invalid") == "passthrough"
+} else := object.union(grant, {"headers": _identity_headers, "remove_headers": _identity_removed}) if {
+	grant.allow == true
+} else := grant
+
+# §11: passthrough is an allow without identity; client-sent copies are removed.
+_passthrough := {
+	"allow": true,
+	"reason": "passthrough",
+	"scope": null,
+	"create_only": false,
+	"headers": {},
+	"remove_headers": _all_identity_removed,
+}
+
+# --- Grant (a verified token): the first failing check wins --------------------
+
+# The default is only reached if the allowed branch cannot be built (a malformed
+# scope); it denies.
+default grant := {"allow": false, "reason": "scope_insufficient", "scope": null, "create_only": false}
+
+grant := _deny("issuer_untrusted") if {
 	not _issuer
 } else := _deny("issuer_untrusted") if {
 	not _route_issuer_ok
@@ -239,3 +311,67 @@ _grant_beyond_create if {
 	some i in _granting
 	input.token.scopes[i].authz != "storage.create"
 }
+
+# --- §11 Route settings and identity headers ---------------------------------
+
+# A setting of the route section, else the top-level one (the service fills both).
+_setting(key) := v if {
+	v := object.get(_route, key, null)
+	v != null
+} else := data.settings[key]
+
+_identity_suffixes := ["subject", "issuer", "scope", "groups", "jti"]
+
+_identity_name(suffix) := concat("", [_setting("header_prefix"), suffix])
+
+_verified := input.token
+
+# The claim named by username_claim, when it is a string.
+_identity_value("subject") := v if {
+	v := object.get(object.get(_verified, "claims", {}), _setting("username_claim"), null)
+	is_string(v)
+}
+
+_identity_value("issuer") := _verified.iss
+
+_identity_value("scope") := grant.scope if is_string(grant.scope)
+
+# Comma-joined; a group holding a comma could not be split back, so then no header.
+_identity_value("groups") := concat(",", groups) if {
+	groups := object.get(_verified, "groups", [])
+	count(groups) > 0
+	every g in groups { not contains(g, ",") }
+}
+
+_identity_value("jti") := v if {
+	v := _verified.jti
+	is_string(v)
+}
+
+_identity_set := {_identity_name(s): _identity_value(s) | some s in _identity_suffixes}
+
+# Only storage.create grants an upload: it must not overwrite (If-None-Match: *).
+_upload_headers := {"if-none-match": "*"} if {
+	grant.create_only == true
+	_method == "PUT"
+} else := {}
+
+_identity_headers := object.union(_identity_set, _upload_headers)
+
+# The identity names not set, their underscore spellings (CGI/WSGI upstreams read
+# them as the same variable), and Authorization when the route removes it.
+_identity_removed := array.concat(
+	[n | some s in _identity_suffixes; n := _identity_name(s); not _identity_set[n]],
+	_always_removed,
+)
+
+_all_identity_removed := array.concat([_identity_name(s) | some s in _identity_suffixes], _always_removed)
+
+_always_removed := array.concat(
+	[u | some s in _identity_suffixes; n := _identity_name(s); u := replace(n, "-", "_"); u != n],
+	_authorization_removed,
+)
+
+_authorization_removed := ["authorization"] if {
+	_setting("remove_authorization") == true
+} else := []

@@ -295,6 +295,7 @@ export function parseAuthzData(file: string, raw: unknown): AuthzData {
       audiences: route.audiences ?? null,
       base_path: route.base_path ?? null,
       named_scopes: route.named_scopes ? namedScopesData(route.named_scopes) : null,
+      ...settingsData(routes.get(name)!),
     };
   }
   return Object.freeze({
@@ -308,8 +309,27 @@ export function parseAuthzData(file: string, raw: unknown): AuthzData {
     defaultRoute,
     routes,
     identityClaims: Object.freeze([...new Set([defaultRoute.usernameClaim, ...[...routes.values()].map((r) => r.usernameClaim)])]),
-    policyData: deepFreeze({ audiences: data.audiences, issuers: policyIssuers, verbs, named_scopes: namedScopes, routes: policyRoutes }),
+    policyData: deepFreeze({
+      audiences: data.audiences,
+      issuers: policyIssuers,
+      verbs,
+      named_scopes: namedScopes,
+      routes: policyRoutes,
+      settings: settingsData(defaultRoute),
+    }),
   });
+}
+
+/** A route's resolved settings as the policy reads them (policies/README.md, "Data"). */
+function settingsData(route: RouteSettings): Record<string, unknown> {
+  return {
+    on_missing: route.onMissing,
+    on_invalid: route.onInvalid,
+    cors_preflight: route.corsPreflight,
+    username_claim: route.usernameClaim,
+    header_prefix: route.headerPrefix,
+    remove_authorization: route.removeAuthorization,
+  };
 }
 
 function namedScopesData(scopes: Record<string, { methods: string[]; paths?: string[] | undefined }>): Record<string, unknown> {

@@ -5,14 +5,14 @@ import { type Decision, type ResponseSettings, decisionToResponse } from "../env
 import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
 import { LogLimiter } from "../observability/log-limiter.js";
 import { parseDestination } from "../envoy/destination.js";
-import { buildPolicyInput } from "../envoy/policy-input.js";
+import { type PolicyToken, buildPolicyInput, verifiedPolicyToken } from "../envoy/policy-input.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
-import type { PolicyEngine } from "../policy/engine.js";
+import type { PolicyDecision, PolicyEngine } from "../policy/engine.js";
 import { extractBearer } from "../token/bearer.js";
 import type { VerifiedToken } from "../token/claims.js";
 import type { TokenVerifier } from "../token/verify.js";
-import { DenyError, INVALID_TOKEN_REASONS } from "../reasons/index.js";
+import { DenyError } from "../reasons/index.js";
 
 export interface AuthorizerParts {
   readonly data: AuthzData;
@@ -32,15 +32,17 @@ interface Route {
 }
 
 function prepareRoute(settings: RouteSettings): Route {
-  return {
-    settings,
-    response: Object.freeze({
-      headerPrefix: settings.headerPrefix,
-      realm: settings.realm,
-      removeAuthorization: settings.removeAuthorization,
-      usernameClaim: settings.usernameClaim,
-    }),
-  };
+  return { settings, response: Object.freeze({ realm: settings.realm }) };
+}
+
+const ABSENT: PolicyToken = Object.freeze({ state: "absent" });
+
+/** The headers the policy reads: those a CORS preflight is recognised by (§10). */
+function policyHeaders(http: HttpRequestView): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (http.origin !== undefined) headers["origin"] = http.origin;
+  if (http.accessControlRequestMethod !== undefined) headers["access-control-request-method"] = http.accessControlRequestMethod;
+  return headers;
 }
 
 // A denial's detail can quote what the client sent (a crit parameter name, a scope name):
@@ -110,15 +112,36 @@ export class Authorizer {
       const normalized = normalizeRequestPath(http.rawPath);
       if (!normalized.ok) throw new DenyError("path_invalid", normalized.why);
       path = normalized.path;
-      const bearer = this.#bearer(http, () => (tokenPresented = true));
-      if (bearer === null) {
-        decision = { id, reason: this.#withoutToken(route.settings, http), tokenPresented };
-      } else {
-        token = await this.#parts.verifier.verify(bearer, route.settings.allowedIssuers, keyWait(budget));
-        decision = this.#decide(id, http, route.settings, normalized.path, normalized.segments, token);
+      const destination = this.#destination(http);
+      // The token's state for the policy: what is wrong with it is the policy's input,
+      // not yet a decision (on_invalid may pass it through).
+      let state: PolicyToken = ABSENT;
+      let detail: string | undefined;
+      try {
+        const bearer = this.#bearer(http, () => (tokenPresented = true));
+        if (bearer !== null) {
+          token = await this.#parts.verifier.verify(bearer, route.settings.allowedIssuers, keyWait(budget));
+          state = verifiedPolicyToken(token);
+        }
+      } catch (error) {
+        if (!(error instanceof DenyError) || error.code === "request_malformed") throw error;
+        state = { state: "invalid", reason: error.code };
+        detail = error.detail ? `${error.code}: ${error.detail}` : error.code;
       }
+      const input = buildPolicyInput({
+        method: http.method,
+        host: http.host,
+        headers: policyHeaders(http),
+        path: normalized.path,
+        segments: normalized.segments,
+        destination: destination.path,
+        destinationRemote: destination.remote,
+        route: route.settings.name,
+        token: state,
+      });
+      decision = this.#fromPolicy(id, this.#parts.engine.evaluate(input), tokenPresented, token, detail);
     } catch (error) {
-      decision = error instanceof DenyError ? this.#denied(id, route.settings, error, tokenPresented) : this.#fault(id, error, tokenPresented);
+      decision = error instanceof DenyError ? { id, reason: error.code, tokenPresented, detail: error.detail } : this.#fault(id, error, tokenPresented);
     }
     this.#log(decision, http, route.settings, path, token, started);
     return decisionToResponse(decision, route.response);
@@ -158,13 +181,6 @@ export class Authorizer {
     return { id, reason: "internal_error", tokenPresented };
   }
 
-  /** No bearer token: a CORS preflight (§10), `on_missing: passthrough`, or `token_missing`. */
-  #withoutToken(route: RouteSettings, http: HttpRequestView): "passthrough" | "token_missing" {
-    const preflight = http.method === "OPTIONS" && http.origin !== undefined && http.accessControlRequestMethod !== undefined;
-    if (preflight && route.corsPreflight === "allow") return "passthrough";
-    return route.onMissing === "passthrough" ? "passthrough" : "token_missing";
-  }
-
   #bearer(http: HttpRequestView, presented: () => void): string | null {
     if (http.authorization === undefined) return null;
     try {
@@ -177,39 +193,41 @@ export class Authorizer {
     }
   }
 
-  #decide(id: string, http: HttpRequestView, route: RouteSettings, path: string, segments: string[], token: VerifiedToken): Decision {
-    let destination: string | null = null;
-    if (http.method === "MOVE" || http.method === "COPY") {
-      // The grant must also cover the Destination (SEMANTICS §9): without one there is nothing to check.
-      if (http.destination === undefined) throw new DenyError("path_invalid", `${http.method} without a Destination header`);
-      const parsed = parseDestination(http.destination, http.host);
-      // A Destination on another host would make the upstream push data elsewhere (an HTTP
-      // third-party copy), which no scope here grants.
-      if (!parsed.local) throw new DenyError("scope_insufficient", "Destination on another host (third-party copy is not authorized)");
-      const normalized = normalizeRequestPath(parsed.path);
-      if (!normalized.ok) throw new DenyError("path_invalid", `Destination has ${normalized.why}`);
-      destination = normalized.path;
-    }
-    const input = buildPolicyInput({
-      method: http.method,
-      host: http.host,
-      path,
-      segments,
-      destination,
-      route: route.name,
-      token,
-    });
-    const result = this.#parts.engine.evaluate(input);
-    if (!result.allow) throw new DenyError(result.reason);
-    // Create-only applies to uploads: If-None-Match: * makes an existing object's PUT fail (§9).
-    return { id, reason: "allowed", tokenPresented: true, token, scope: result.scope, createOnly: result.createOnly && http.method === "PUT" };
+  /**
+   * A MOVE/COPY Destination (§9): normalized like the request path when it is on this
+   * server, or `remote`. Whether either may be used is the policy's decision.
+   */
+  #destination(http: HttpRequestView): { readonly path: string | null; readonly remote: boolean } {
+    if ((http.method !== "MOVE" && http.method !== "COPY") || http.destination === undefined) return { path: null, remote: false };
+    const parsed = parseDestination(http.destination, http.host);
+    if (!parsed.local) return { path: null, remote: true };
+    const normalized = normalizeRequestPath(parsed.path);
+    if (!normalized.ok) throw new DenyError("path_invalid", `Destination has ${normalized.why}`);
+    return { path: normalized.path, remote: false };
   }
 
-  #denied(id: string, route: RouteSettings, error: DenyError, tokenPresented: boolean): Decision {
-    if (route.onInvalid === "passthrough" && INVALID_TOKEN_REASONS.has(error.code)) {
-      return { id, reason: "passthrough", tokenPresented, detail: `${error.code}${error.detail ? `: ${error.detail}` : ""}` };
+  #fromPolicy(id: string, result: PolicyDecision, tokenPresented: boolean, token: VerifiedToken | undefined, detail: string | undefined): Decision {
+    if (result.allow) {
+      return {
+        id,
+        reason: result.reason,
+        tokenPresented,
+        ...(result.reason === "allowed" && token ? { token, scope: result.scope } : {}),
+        upstreamHeaders: result.headers,
+        removeHeaders: result.removeHeaders,
+        detail,
+      };
     }
-    return { id, reason: error.code, tokenPresented, detail: error.detail };
+    return {
+      id,
+      reason: result.reason,
+      tokenPresented,
+      ...(token ? { token } : {}),
+      ...(result.status !== undefined ? { status: result.status } : {}),
+      responseHeaders: result.responseHeaders,
+      ...(result.body !== undefined ? { body: result.body } : {}),
+      detail,
+    };
   }
 
   #log(decision: Decision, http: HttpRequestView | undefined, route: RouteSettings, path: string | undefined, token: VerifiedToken | undefined, started: bigint): void {

@@ -21,20 +21,27 @@ export interface Decision {
   readonly reason: ReasonCode;
   /** Whether the client presented a bearer token (RFC 6750 error parameter). */
   readonly tokenPresented: boolean;
-  /** Set when allowed with a verified token. */
+  /** The verified token, for the decision log. */
   readonly token?: VerifiedToken;
+  /** The scope that granted the request, for the decision log. */
   readonly scope?: string | null;
-  readonly createOnly?: boolean;
+  /** Allowed: the headers the policy sets on the upstream request. */
+  readonly upstreamHeaders?: Readonly<Record<string, string>>;
+  /** Allowed: the headers the policy removes from the upstream request. */
+  readonly removeHeaders?: readonly string[];
+  /** Denied by the policy: an HTTP status instead of the reason's usual one. */
+  readonly status?: number;
+  /** Denied by the policy: headers added to the client's response. */
+  readonly responseHeaders?: Readonly<Record<string, string>>;
+  /** Denied by the policy: a body instead of the usual JSON one. */
+  readonly body?: string;
   /** Why, for the decision log only (never on the wire, never token material). */
   readonly detail?: string | undefined;
 }
 
 export interface ResponseSettings {
-  readonly headerPrefix: string;
+  /** The `WWW-Authenticate` realm of the route. */
   readonly realm: string;
-  readonly removeAuthorization: boolean;
-  /** The claim sent as the subject header (`username_claim`); default `sub`. */
-  readonly usernameClaim?: string;
 }
 
 interface DenyShape {
@@ -78,9 +85,6 @@ export const DENY_SHAPES: Readonly<Record<DenyReason, DenyShape>> = {
   internal_error: serviceFault,
 };
 
-/** Identity header suffixes, set on allow and always stripped from what the client sent. */
-export const IDENTITY_HEADERS = ["subject", "issuer", "scope", "groups", "jti"] as const;
-
 function set(key: string, value: string): HeaderValueOption {
   return {
     header: { key, value, rawValue: Buffer.alloc(0) },
@@ -90,66 +94,25 @@ function set(key: string, value: string): HeaderValueOption {
   };
 }
 
-function identityValues(decision: Decision, usernameClaim: string): Record<(typeof IDENTITY_HEADERS)[number], string | null> {
-  const token = decision.token;
-  return {
-    subject: usernameClaim === "sub" ? (token?.sub ?? null) : (token?.identity[usernameClaim] ?? null),
-    issuer: token?.iss ?? null,
-    scope: decision.scope ?? null,
-    // Comma-joined; a group name holding a comma could not be split back, so then no header.
-    groups: token && token.groups.length > 0 && !token.groups.some((g) => g.includes(",")) ? token.groups.join(",") : null,
-    jti: token?.jti ?? null,
-  };
-}
-
-// Header values must not carry line breaks or other controls; claims are attacker-influenced
-// only within a verified token, but an issuer's odd `sub` must not break the upstream request.
+// A header value must not carry line breaks or other controls: claims are the issuer's,
+// but an odd `sub` must not break the upstream request. Such a header is removed instead.
 const UNSAFE_HEADER_VALUE = CONTROL_CHARACTER;
-
-interface IdentityNames {
-  /** `prefix + suffix`, in IDENTITY_HEADERS order. */
-  readonly names: readonly string[];
-  /**
-   * The same names with `_` for `-`: CGI/WSGI upstreams read both as one variable, so a
-   * client must not be able to smuggle identity in through them either.
-   */
-  readonly underscored: readonly string[];
-}
-
-const namesByPrefix = new Map<string, IdentityNames>();
-
-function identityNames(prefix: string): IdentityNames {
-  let names = namesByPrefix.get(prefix);
-  if (!names) {
-    const hyphenated = IDENTITY_HEADERS.map((suffix) => `${prefix}${suffix}`);
-    names = { names: hyphenated, underscored: hyphenated.map((n) => n.replaceAll("-", "_")).filter((n, i) => n !== hyphenated[i]) };
-    namesByPrefix.set(prefix, names);
-  }
-  return names;
-}
 
 /**
  * Maps a decision to Envoy's CheckResponse (SEMANTICS §11). Pure: no I/O, so it is tested
- * with tables. Allowed requests get identity headers (client copies replaced or removed);
- * denied ones get the HTTP status, WWW-Authenticate and a small JSON body, never the
- * token or its claims.
+ * with tables. An allow carries the headers the policy sets and removes upstream; a
+ * denial gets the HTTP status, `WWW-Authenticate` and a small JSON body of its reason,
+ * with what the policy overrides, never the token or its claims.
  */
 export function decisionToResponse(decision: Decision, settings: ResponseSettings): CheckResponse {
   const dynamicMetadata = { decision_id: decision.id, reason: decision.reason };
   if (decision.reason === "allowed" || decision.reason === "passthrough") {
     const headers: HeaderValueOption[] = [];
-    const headersToRemove: string[] = [];
-    const values = identityValues(decision, settings.usernameClaim ?? "sub");
-    const { names, underscored } = identityNames(settings.headerPrefix);
-    IDENTITY_HEADERS.forEach((suffix, i) => {
-      const name = names[i]!;
-      const value = decision.reason === "allowed" ? values[suffix] : null;
-      if (value !== null && !UNSAFE_HEADER_VALUE.test(value)) headers.push(set(name, value));
-      else headersToRemove.push(name);
-    });
-    headersToRemove.push(...underscored);
-    if (decision.createOnly) headers.push(set("if-none-match", "*"));
-    if (settings.removeAuthorization) headersToRemove.push("authorization");
+    const headersToRemove = [...(decision.removeHeaders ?? [])];
+    for (const [name, value] of Object.entries(decision.upstreamHeaders ?? {})) {
+      if (UNSAFE_HEADER_VALUE.test(value)) headersToRemove.push(name);
+      else headers.push(set(name, value));
+    }
     return {
       status: { code: GrpcCode.OK, message: "", details: [] },
       okResponse: {
@@ -164,18 +127,22 @@ export function decisionToResponse(decision: Decision, settings: ResponseSetting
     };
   }
   const shape = DENY_SHAPES[decision.reason];
-  const headers: HeaderValueOption[] = [set("content-type", "application/json")];
-  if (shape.http === 401 || shape.http === 403) {
+  const http = decision.status ?? shape.http;
+  const headers = new Map<string, string>([["content-type", "application/json"]]);
+  if (http === 401 || http === 403) {
     const error = decision.tokenPresented && shape.bearerError ? `, error="${shape.bearerError}"` : "";
-    headers.push(set("www-authenticate", `Bearer realm="${settings.realm}"${error}`));
+    headers.set("www-authenticate", `Bearer realm="${settings.realm}"${error}`);
   }
-  if (shape.http === 503) headers.push(set("retry-after", "30"));
+  if (http === 503) headers.set("retry-after", "30");
+  for (const [name, value] of Object.entries(decision.responseHeaders ?? {})) {
+    if (!UNSAFE_HEADER_VALUE.test(value)) headers.set(name, value);
+  }
   return {
     status: { code: shape.grpc, message: decision.reason, details: [] },
     deniedResponse: {
-      status: { code: shape.http as HttpStatusCode },
-      headers,
-      body: `${JSON.stringify({ error: shape.error, reason: decision.reason, decision_id: decision.id })}\n`,
+      status: { code: http as HttpStatusCode },
+      headers: [...headers].map(([name, value]) => set(name, value)),
+      body: decision.body ?? `${JSON.stringify({ error: shape.error, reason: decision.reason, decision_id: decision.id })}\n`,
     },
     dynamicMetadata,
   };

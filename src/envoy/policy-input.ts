@@ -1,45 +1,86 @@
+import type { DenyReason } from "../reasons/index.js";
 import type { VerifiedToken } from "../token/claims.js";
 
 /**
- * The policy input (policies/README.md): opa-envoy's names where they exist, kept small
- * because it is serialized into WASM memory on every request.
+ * The token's state as the policy sees it (policies/README.md, "Input"): absent, invalid
+ * with the reason verification gave, or verified with its claims. Never the raw token.
+ */
+export type PolicyToken =
+  | { readonly state: "absent" }
+  | { readonly state: "invalid"; readonly reason: DenyReason }
+  | {
+      readonly state: "verified";
+      readonly iss: string;
+      readonly sub: string | null;
+      readonly jti: string | null;
+      readonly profile: string;
+      readonly aud: readonly string[] | null;
+      readonly scopes: VerifiedToken["scopes"];
+      readonly groups: readonly string[];
+      readonly claims: Readonly<Record<string, unknown>>;
+    };
+
+/**
+ * The policy input: opa-envoy's names where they exist (`attributes.request.http`,
+ * `parsed_path`), plus what the service has already established: the normalized path,
+ * the Destination, the route and the token's state.
  */
 export interface PolicyInput {
-  readonly attributes: { readonly request: { readonly http: { readonly method: string; readonly host: string } } };
+  readonly attributes: {
+    readonly request: {
+      readonly http: {
+        readonly method: string;
+        readonly host: string;
+        /** The headers the policy may read (CORS and the data's `policy_headers`), lower case. */
+        readonly headers: Readonly<Record<string, string>>;
+      };
+    };
+  };
   readonly path: string;
   readonly parsed_path: readonly string[];
+  /** A MOVE/COPY Destination on this server, normalized like `path`; else null. */
   readonly destination: string | null;
+  /** True when a MOVE/COPY Destination names another host. */
+  readonly destination_remote: boolean;
   readonly route: string | null;
-  readonly token: {
-    readonly iss: string;
-    readonly profile: string;
-    readonly aud: readonly string[] | null;
-    readonly scopes: VerifiedToken["scopes"];
-  };
+  readonly token: PolicyToken;
 }
 
 export interface InputParts {
   readonly method: string;
   readonly host: string;
+  readonly headers: Readonly<Record<string, string>>;
   readonly path: string;
   readonly segments: readonly string[];
   readonly destination: string | null;
+  readonly destinationRemote: boolean;
   readonly route: string | null;
-  readonly token: VerifiedToken;
+  readonly token: PolicyToken;
 }
 
 export function buildPolicyInput(parts: InputParts): PolicyInput {
   return {
-    attributes: { request: { http: { method: parts.method, host: parts.host } } },
+    attributes: { request: { http: { method: parts.method, host: parts.host, headers: parts.headers } } },
     path: parts.path,
     parsed_path: parts.segments,
     destination: parts.destination,
+    destination_remote: parts.destinationRemote,
     route: parts.route,
-    token: {
-      iss: parts.token.iss,
-      profile: parts.token.profile,
-      aud: parts.token.aud,
-      scopes: parts.token.scopes,
-    },
+    token: parts.token,
+  };
+}
+
+/** The verified token as the policy sees it. */
+export function verifiedPolicyToken(token: VerifiedToken): PolicyToken {
+  return {
+    state: "verified",
+    iss: token.iss,
+    sub: token.sub,
+    jti: token.jti,
+    profile: token.profile,
+    aud: token.aud,
+    scopes: token.scopes,
+    groups: token.groups,
+    claims: token.claims,
   };
 }

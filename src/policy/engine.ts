@@ -1,34 +1,50 @@
 import { readFile } from "node:fs/promises";
 import { type LoadedPolicy, loadPolicy } from "@open-policy-agent/opa-wasm";
 import { ConfigError } from "../config/config-error.js";
-import type { DenyReason } from "../reasons/index.js";
+import { type DenyReason, REASON_CODES } from "../reasons/index.js";
 
 /** The entrypoint compiled by `opa build -e` (scripts/setup.mjs). */
 export const ENTRYPOINT = "scitokens/authz/decision";
 
-/** The reasons a policy may deny with; any other answer is a fault, never an allow. */
-export const POLICY_DENY_REASONS = [
-  "issuer_untrusted",
-  "audience_mismatch",
-  "path_outside_base",
-  "method_unmapped",
-  "scope_insufficient",
-] as const satisfies readonly DenyReason[];
+const SERVICE_ONLY: ReadonlySet<string> = new Set(["request_malformed", "route_unknown", "internal_error"]);
 
-export type PolicyDenyReason = (typeof POLICY_DENY_REASONS)[number];
+/**
+ * The reasons a policy may deny with: every deny reason but those only the service can
+ * know (a malformed request, an unknown route, its own fault).
+ */
+export const POLICY_DENY_REASONS = REASON_CODES.filter(
+  (code): code is PolicyDenyReason => code !== "allowed" && code !== "passthrough" && !SERVICE_ONLY.has(code),
+);
+
+export type PolicyDenyReason = Exclude<DenyReason, "request_malformed" | "route_unknown" | "internal_error">;
 
 const DENY_REASONS: ReadonlySet<string> = new Set(POLICY_DENY_REASONS);
 
-/** What policies/authz.rego decides (policies/README.md). */
+/** Header names the policy may set or remove: lower-case HTTP tokens, no pseudo-headers. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/** What the policy decides (policies/README.md, "Decision"), checked against the contract. */
 export type PolicyDecision =
   | {
       readonly allow: true;
-      /** The raw scope entry that granted the request. */
+      readonly reason: "allowed" | "passthrough";
+      /** The raw scope entry that granted the request, for the log and the identity headers. */
       readonly scope: string | null;
-      /** True when only `storage.create` granted the request: an upload gets `If-None-Match: *`. */
-      readonly createOnly: boolean;
+      /** Headers set on the upstream request (replacing any the client sent). */
+      readonly headers: Readonly<Record<string, string>>;
+      /** Headers removed from the upstream request. */
+      readonly removeHeaders: readonly string[];
     }
-  | { readonly allow: false; readonly reason: PolicyDenyReason };
+  | {
+      readonly allow: false;
+      readonly reason: PolicyDenyReason;
+      /** HTTP status instead of the reason's usual one. */
+      readonly status?: number;
+      /** Headers added to the client's response. */
+      readonly responseHeaders: Readonly<Record<string, string>>;
+      /** Body instead of the usual JSON one. */
+      readonly body?: string;
+    };
 
 /** The policy returned something outside its contract: an internal fault, not a deny. */
 export class PolicyFault extends Error {
@@ -76,14 +92,56 @@ export class PolicyEngine {
   evaluate(input: object): PolicyDecision {
     const results: unknown = this.#policy.evaluate(input, ENTRYPOINT);
     const result = Array.isArray(results) ? (results[0] as { result?: unknown } | undefined)?.result : undefined;
-    if (result === null || typeof result !== "object") throw new PolicyFault("the policy returned no decision");
-    const { allow, reason, scope, create_only: createOnly } = result as Record<string, unknown>;
-    if (allow === true && reason === "allowed") {
-      return { allow: true, scope: typeof scope === "string" ? scope : null, createOnly: createOnly === true };
-    }
-    if (allow === false && typeof reason === "string" && DENY_REASONS.has(reason)) {
-      return { allow: false, reason: reason as PolicyDenyReason };
-    }
-    throw new PolicyFault(`the policy returned allow=${String(allow)} with reason ${JSON.stringify(reason)}`);
+    if (result === null || typeof result !== "object" || Array.isArray(result)) throw new PolicyFault("the policy returned no decision");
+    return checkDecision(result as Record<string, unknown>);
   }
+}
+
+/** Checks a decision against the contract; anything outside it is a PolicyFault, never an allow. */
+function checkDecision(result: Record<string, unknown>): PolicyDecision {
+  const { allow, reason } = result;
+  if (allow === true && (reason === "allowed" || reason === "passthrough")) {
+    const scope = result["scope"];
+    return {
+      allow: true,
+      reason,
+      scope: typeof scope === "string" ? scope : null,
+      headers: headerMap(result["headers"], "headers"),
+      removeHeaders: headerNames(result["remove_headers"], "remove_headers"),
+    };
+  }
+  if (allow === false && typeof reason === "string" && DENY_REASONS.has(reason)) {
+    const status = result["status"];
+    const body = result["body"];
+    if (status !== undefined && status !== null && !(Number.isInteger(status) && (status as number) >= 400 && (status as number) <= 599)) {
+      throw new PolicyFault(`the policy returned status ${JSON.stringify(status)}, expected an HTTP status from 400 to 599`);
+    }
+    if (body !== undefined && body !== null && typeof body !== "string") throw new PolicyFault("the policy returned a body that is not a string");
+    return {
+      allow: false,
+      reason: reason as PolicyDenyReason,
+      ...(typeof status === "number" ? { status } : {}),
+      responseHeaders: headerMap(result["response_headers"], "response_headers"),
+      ...(typeof body === "string" ? { body } : {}),
+    };
+  }
+  throw new PolicyFault(`the policy returned allow=${String(allow)} with reason ${JSON.stringify(reason)}`);
+}
+
+function headerMap(value: unknown, what: string): Readonly<Record<string, string>> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== "object" || Array.isArray(value)) throw new PolicyFault(`the policy returned ${what} that is not an object`);
+  for (const [name, v] of Object.entries(value)) {
+    if (!HEADER_NAME.test(name)) throw new PolicyFault(`the policy returned ${what} with the header name ${JSON.stringify(name)}`);
+    if (typeof v !== "string") throw new PolicyFault(`the policy returned ${what}.${name} that is not a string`);
+  }
+  return value as Record<string, string>;
+}
+
+function headerNames(value: unknown, what: string): readonly string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || !value.every((n): n is string => typeof n === "string" && HEADER_NAME.test(n))) {
+    throw new PolicyFault(`the policy returned ${what} that is not a list of header names`);
+  }
+  return value;
 }

@@ -36,27 +36,6 @@ export type DenyReason = Exclude<ReasonCode, "allowed" | "passthrough">;
 
 const KNOWN = new Set<string>(REASON_CODES);
 
-/**
- * Token problems that `on_invalid: passthrough` lets through (SEMANTICS §10): the token
- * is unusable. Not `key_unavailable` (the token may be fine) and never a valid token's
- * insufficient grant.
- */
-export const INVALID_TOKEN_REASONS: ReadonlySet<DenyReason> = new Set<DenyReason>([
-  "token_malformed",
-  "token_too_large",
-  "profile_unknown",
-  "alg_not_allowed",
-  "issuer_untrusted",
-  "key_not_found",
-  "signature_invalid",
-  "token_expired",
-  "token_not_yet_valid",
-  "token_issued_in_future",
-  "claim_invalid",
-  "audience_mismatch",
-  "scope_invalid",
-]);
-
 export function isReasonCode(value: unknown): value is ReasonCode {
   return typeof value === "string" && KNOWN.has(value);
 }

@@ -23,6 +23,8 @@ export interface VerifiedToken {
   readonly exp: number;
   readonly iat: number;
   readonly nbf: number | null;
+  /** The payload as the policy sees it: see {@link policyClaims}. */
+  readonly claims: Readonly<Record<string, unknown>>;
 }
 
 type Claims = Record<string, unknown>;
@@ -111,6 +113,7 @@ export function readClaims(claims: Claims, issuer: IssuerPolicy, identityClaims:
     if (typeof value === "string") identity[name] = text(value, name);
   }
   return Object.freeze({
+    claims: policyClaims(claims),
     iss,
     sub,
     jti,
@@ -123,6 +126,35 @@ export function readClaims(claims: Claims, issuer: IssuerPolicy, identityClaims:
     iat,
     nbf,
   });
+}
+
+/** Depth of nested arrays and objects kept in {@link policyClaims}. */
+export const MAX_POLICY_CLAIM_DEPTH = 16;
+
+/**
+ * A verified payload as the policy may read it: a frozen copy without values nested
+ * deeper than {@link MAX_POLICY_CLAIM_DEPTH} and without strings (values or keys) that
+ * hold a lone surrogate. Neither could cross into the WASM policy (its JSON would not
+ * serialize or parse), and an issuer's odd claim must not make a Check fail.
+ */
+export function policyClaims(payload: Claims): Readonly<Record<string, unknown>> {
+  return copyClaim(payload, 0) as Readonly<Record<string, unknown>>;
+}
+
+function copyClaim(value: unknown, depth: number): unknown {
+  if (typeof value === "string") return LONE_SURROGATE.test(value) ? undefined : value;
+  if (value === null || typeof value !== "object") return value;
+  if (depth >= MAX_POLICY_CLAIM_DEPTH) return undefined;
+  if (Array.isArray(value)) {
+    return Object.freeze(value.map((item) => copyClaim(item, depth + 1)).filter((item) => item !== undefined));
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (LONE_SURROGATE.test(key)) continue;
+    const copy = copyClaim(item, depth + 1);
+    if (copy !== undefined) out[key] = copy;
+  }
+  return Object.freeze(out);
 }
 
 /** SEMANTICS §4: checked at each request, including for cached tokens. `now` in seconds. */

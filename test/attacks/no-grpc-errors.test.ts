@@ -254,8 +254,13 @@ describe("faults of the deployment or the service are denials", () => {
     const policyDir = join(dir, "broken-policy");
     await mkdir(policyDir, { recursive: true });
     const rego = join(policyDir, "broken.rego");
-    // The mistake an operator might make: an allow with a reason the contract does not know.
-    await writeFile(rego, 'package scitokens.authz\n\ndecision := {"allow": true, "reason": "ok"}\n');
+    // The mistake an operator might make, on one path only (so that the start-up check,
+    // which evaluates other inputs, lets it load): an allow with a reason the contract
+    // does not know.
+    await writeFile(
+      rego,
+      'package scitokens.authz\n\ndefault decision := {"allow": false, "reason": "scope_insufficient"}\n\ndecision := {"allow": true, "reason": "ok"} if input.path == "/broken"\n',
+    );
     const bundle = join(policyDir, "bundle.tar.gz");
     const opa = join(PACKAGE_ROOT, ".tools", "bin", "opa");
     execFileSync(opa, ["build", "-t", "wasm", "-e", "scitokens/authz/decision", "--capabilities", join(PACKAGE_ROOT, "build", "capabilities.json"), "-o", bundle, rego]);
@@ -275,7 +280,7 @@ describe("faults of the deployment or the service are denials", () => {
     try {
       const brokenTarget = `127.0.0.1:${broken.port}`;
       const token = compact({ alg: "ES256", kid: "ec" }, { iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "read:/", ver: "scitoken:2.0", iat: now(), exp: now() + 600 }, keys[0]!);
-      const response = await sendCheck(brokenTarget, buildCheckRequest({ target: brokenTarget, host: "storage.example.org", method: "GET", path: "/x", token }));
+      const response = await sendCheck(brokenTarget, buildCheckRequest({ target: brokenTarget, host: "storage.example.org", method: "GET", path: "/broken", token }));
       expect(expectDocumented(response)).toBe("internal_error");
       expect(response.deniedResponse?.status?.code).toBe(500);
       await new Promise((resolve) => setImmediate(resolve));

@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { type AuthzData, loadAuthzData } from "../../src/config/authz-data.js";
 import { BUILT_POLICY_FILE } from "../../src/config/service-config.js";
 import type { ReasonCode } from "../../src/reasons/index.js";
-import { buildPolicyInput } from "../../src/envoy/policy-input.js";
+import { buildPolicyInput, verifiedPolicyToken } from "../../src/envoy/policy-input.js";
 import { normalizeRequestPath } from "../../src/paths/normalize.js";
 import { PolicyEngine } from "../../src/policy/engine.js";
 import { type VerifiedToken, readClaims } from "../../src/token/claims.js";
@@ -78,8 +78,7 @@ export function decide(engine: PolicyEngine, request: RawRequest, token: Verifie
   const path = normalizeRequestPath(request.rawPath);
   if (!path.ok) return { allow: false, reason: "path_invalid" };
   let destination: string | null = null;
-  if (request.method === "MOVE" || request.method === "COPY") {
-    if (request.destination === undefined) return { allow: false, reason: "path_invalid" };
+  if ((request.method === "MOVE" || request.method === "COPY") && request.destination !== undefined) {
     const normalized = normalizeRequestPath(request.destination);
     if (!normalized.ok) return { allow: false, reason: "path_invalid" };
     destination = normalized.path;
@@ -87,12 +86,14 @@ export function decide(engine: PolicyEngine, request: RawRequest, token: Verifie
   const input = buildPolicyInput({
     method: request.method,
     host: "storage.example.org",
+    headers: {},
     path: path.path,
     segments: path.segments,
     destination,
+    destinationRemote: false,
     route: null,
-    token,
+    token: verifiedPolicyToken(token),
   });
   const decision = engine.evaluate(input);
-  return decision.allow ? { allow: true, reason: "allowed" } : { allow: false, reason: decision.reason };
+  return { allow: decision.allow, reason: decision.reason };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { IssuerPolicy } from "../../../src/config/authz-data.js";
 import type { DenyReason } from "../../../src/reasons/index.js";
-import { type TokenProfile, type VerifiedToken, checkTime, detectProfile, readClaims } from "../../../src/token/claims.js";
+import { MAX_POLICY_CLAIM_DEPTH, type TokenProfile, type VerifiedToken, checkTime, detectProfile, readClaims } from "../../../src/token/claims.js";
 import { denyOf, loadDocument } from "./fixtures.js";
 
 type Claims = Record<string, unknown>;
@@ -70,9 +70,24 @@ describe("readClaims (SEMANTICS §1, §4, §6)", () => {
 
   it("keeps only the listed claims, and freezes them", () => {
     const token = readClaims({ ...fixture.base, scope: "read:/a", email: "alice@example.org", extra: 1 }, issuerPolicy());
-    expect(Object.keys(token).sort()).toEqual(["aud", "exp", "groups", "iat", "identity", "iss", "jti", "nbf", "profile", "scopes", "sub"]);
+    expect(Object.keys(token).sort()).toEqual(["aud", "claims", "exp", "groups", "iat", "identity", "iss", "jti", "nbf", "profile", "scopes", "sub"]);
     expect(Object.isFrozen(token)).toBe(true);
     expect(Object.isFrozen(token.identity)).toBe(true);
+    expect(token.claims).toMatchObject({ email: "alice@example.org", extra: 1, scope: "read:/a" });
+    expect(Object.isFrozen(token.claims)).toBe(true);
+  });
+
+  it("hands the policy the claims without values nested too deep or holding lone surrogates", () => {
+    let deep: unknown = "bottom";
+    for (let i = 0; i < 10_000; i++) deep = [deep];
+    const token = readClaims({ ...fixture.base, deep, odd: "a\ud800", "k\udc00": 1, ok: { nested: ["x"] } }, issuerPolicy());
+    expect(token.claims["odd"]).toBeUndefined();
+    expect(Object.keys(token.claims).some((k) => k.startsWith("k"))).toBe(false);
+    expect(token.claims["ok"]).toEqual({ nested: ["x"] });
+    expect(() => JSON.stringify(token.claims)).not.toThrow();
+    let depth = 0;
+    for (let node = token.claims["deep"]; Array.isArray(node); node = node[0]) depth += 1;
+    expect(depth).toBeLessThanOrEqual(MAX_POLICY_CLAIM_DEPTH);
   });
 
   it("keeps the username claims asked for, when they are strings", () => {

@@ -1,16 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { type DenyReason, REASON_CODES, type ReasonCode } from "../../../src/reasons/index.js";
-import {
-  type Decision,
-  DENY_SHAPES,
-  IDENTITY_HEADERS,
-  type ResponseSettings,
-  decisionToResponse,
-} from "../../../src/envoy/decision-to-response.js";
+import { type DenyReason, REASON_CODES } from "../../../src/reasons/index.js";
+import { type Decision, DENY_SHAPES, type ResponseSettings, decisionToResponse } from "../../../src/envoy/decision-to-response.js";
 import { HeaderValueOption_HeaderAppendAction, type HeaderValueOption } from "../../../src/gen/envoy/config/core/v3/base.js";
 import { CheckResponse } from "../../../src/gen/envoy/service/auth/v3/external_auth.js";
 import type { VerifiedToken } from "../../../src/token/claims.js";
-import { loadCases, loadDocument } from "./fixtures.js";
+import { loadDocument } from "./fixtures.js";
 
 /** google.rpc.Code values, from google/rpc/code.proto. */
 const GRPC = { OK: 0, INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, INTERNAL: 13, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
@@ -22,18 +16,7 @@ interface DenyRow {
   bearer_error: "invalid_token" | "insufficient_scope" | "none" | "absent";
 }
 
-interface AllowCase {
-  name: string;
-  reason: "allowed" | "passthrough";
-  token?: { iss: string; sub?: string; jti?: string; groups?: string[] };
-  scope?: string | null;
-  create_only?: boolean;
-  settings?: Partial<ResponseSettings>;
-  set: Record<string, string>;
-  remove: string[];
-}
-
-const SETTINGS: ResponseSettings = { headerPrefix: "x-scitokens-", realm: "storage.example.org", removeAuthorization: false };
+const SETTINGS: ResponseSettings = { realm: "storage.example.org" };
 const DECISION_ID = "3f0e6c1a-9a51-4b8e-8a8c-2b1f8f2f6a11";
 
 /** A verified token whose every value is recognizable, to prove none reaches a denied response. */
@@ -46,7 +29,8 @@ function verifiedToken(claims: { iss: string; sub?: string; jti?: string; groups
     profile: "wlcg:1",
     scopes: [{ authz: "storage.read", path: "/secret-path", raw: "storage.read:/secret-path" }],
     groups: claims.groups ?? [],
-    identity: claims.sub !== undefined ? { sub: claims.sub, preferred_username: `${claims.sub}-login` } : {},
+    identity: claims.sub !== undefined ? { sub: claims.sub } : {},
+    claims: { iss: claims.iss, ...(claims.sub !== undefined ? { sub: claims.sub } : {}) },
     exp: 2_000_003_600,
     iat: 2_000_000_000,
     nbf: null,
@@ -117,60 +101,69 @@ describe("decisionToResponse: denied (SEMANTICS §11)", () => {
 });
 
 describe("decisionToResponse: allowed and passthrough (SEMANTICS §11)", () => {
-  it.each(loadCases<AllowCase>("allow-responses.yaml"))("$name", (c) => {
-    const decision: Decision = {
-      id: DECISION_ID,
-      reason: c.reason,
-      tokenPresented: c.token !== undefined,
-      ...(c.token !== undefined ? { token: verifiedToken(c.token) } : {}),
-      ...(c.scope !== undefined ? { scope: c.scope } : {}),
-      ...(c.create_only !== undefined ? { createOnly: c.create_only } : {}),
-    };
-    const settings = { ...SETTINGS, ...c.settings };
-    const response = decisionToResponse(decision, settings);
-
+  // What to set and remove is the policy's (test/unit/policy/identity-headers.test.ts);
+  // the mapping overwrites, and never sends a value the upstream request cannot carry.
+  it.each<["allowed" | "passthrough"]>([["allowed"], ["passthrough"]])("%s: the policy's headers are set (overwriting) and its removals kept", (reason) => {
+    const response = decisionToResponse(
+      {
+        id: DECISION_ID,
+        reason,
+        tokenPresented: true,
+        upstreamHeaders: { "x-scitokens-subject": "alice", "if-none-match": "*" },
+        removeHeaders: ["x-scitokens-jti", "authorization"],
+      },
+      SETTINGS,
+    );
     expect(response.status?.code).toBe(GRPC.OK);
     expect(response.deniedResponse).toBeUndefined();
-    expect(response.dynamicMetadata).toEqual({ decision_id: DECISION_ID, reason: c.reason });
+    expect(response.dynamicMetadata).toEqual({ decision_id: DECISION_ID, reason });
     const ok = response.okResponse!;
-    for (const option of ok.headers) {
-      expect(option.appendAction).toBe(HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD);
-    }
-    expect(headerMap(ok.headers)).toStrictEqual(c.set);
-    // Besides the names in the table, the underscore spelling of every identity header is
-    // always removed (CGI/WSGI upstreams read x_scitokens_subject as x-scitokens-subject).
-    const underscored = IDENTITY_HEADERS.map((suffix) => `${settings.headerPrefix}${suffix}`.replaceAll("-", "_"));
-    expect([...ok.headersToRemove].filter((n) => !n.includes("_")).sort()).toEqual([...c.remove].sort());
-    expect([...ok.headersToRemove].filter((n) => n.includes("_")).sort()).toEqual(underscored.sort());
+    for (const option of ok.headers) expect(option.appendAction).toBe(HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD);
+    expect(headerMap(ok.headers)).toStrictEqual({ "x-scitokens-subject": "alice", "if-none-match": "*" });
+    expect(ok.headersToRemove).toEqual(["x-scitokens-jti", "authorization"]);
     expect(ok.responseHeadersToAdd).toEqual([]);
     expect(ok.queryParametersToSet).toEqual([]);
     expect(ok.queryParametersToRemove).toEqual([]);
   });
 
-  it.each<[ReasonCode, boolean]>([
-    ["allowed", false],
-    ["allowed", true],
-    ["passthrough", false],
-    ["passthrough", true],
-  ])("%s (remove_authorization %s): every identity header is either set or removed, never both", (reason, removeAuthorization) => {
+  it.each([
+    ["CR LF", "alice\r\nx-injected: 1"],
+    ["NUL", "a\u0000"],
+    ["DEL", "al\u007fice"],
+    ["a tab", "a\tb"],
+    ["a C1 control", "a\u0085b"],
+  ])("a value with %s is not set, and the header is removed instead", (_name, value) => {
+    const response = decisionToResponse({ id: DECISION_ID, reason: "allowed", tokenPresented: true, upstreamHeaders: { "x-scitokens-subject": value }, removeHeaders: [] }, SETTINGS);
+    expect(response.okResponse!.headers).toEqual([]);
+    expect(response.okResponse!.headersToRemove).toEqual(["x-scitokens-subject"]);
+  });
+});
+
+describe("decisionToResponse: a denial the policy shapes", () => {
+  it("takes the policy's status, body and added headers; the challenge follows the final status", () => {
     const response = decisionToResponse(
-      { id: DECISION_ID, reason, tokenPresented: true, token: verifiedToken({ iss: "https://i.example.org", sub: "alice" }), scope: "read:/" },
-      { ...SETTINGS, removeAuthorization },
+      { id: DECISION_ID, reason: "scope_insufficient", tokenPresented: true, status: 404, responseHeaders: { "x-why": "hidden", "x-bad": "a\nb" }, body: "not found\n" },
+      SETTINGS,
     );
-    const set = Object.keys(headerMap(response.okResponse!.headers));
-    const removed = response.okResponse!.headersToRemove;
-    for (const suffix of IDENTITY_HEADERS) {
-      const name = `${SETTINGS.headerPrefix}${suffix}`;
-      expect(set.includes(name) !== removed.includes(name), name).toBe(true);
-    }
-    expect(removed.includes("authorization")).toBe(removeAuthorization);
+    expect(response.status?.code).toBe(GRPC.PERMISSION_DENIED);
+    expect(response.deniedResponse?.status?.code).toBe(404);
+    expect(response.deniedResponse?.body).toBe("not found\n");
+    const headers = headerMap(response.deniedResponse!.headers);
+    expect(headers).toStrictEqual({ "content-type": "application/json", "x-why": "hidden" });
+  });
+
+  it("keeps the reason's challenge when the policy only adds a header", () => {
+    const response = decisionToResponse({ id: DECISION_ID, reason: "scope_insufficient", tokenPresented: true, responseHeaders: { "x-why": "group" } }, SETTINGS);
+    expect(response.deniedResponse?.status?.code).toBe(403);
+    expect(headerMap(response.deniedResponse!.headers)["www-authenticate"]).toBe('Bearer realm="storage.example.org", error="insufficient_scope"');
+    expect(headerMap(response.deniedResponse!.headers)["x-why"]).toBe("group");
   });
 });
 
 describe("decisionToResponse: wire encoding", () => {
   it.each<[string, Decision]>([
     ["denied", { id: DECISION_ID, reason: "scope_insufficient", tokenPresented: true }],
-    ["allowed", { id: DECISION_ID, reason: "allowed", tokenPresented: true, token: verifiedToken({ iss: "https://i.example.org", sub: "alice" }), scope: "read:/" }],
+    ["allowed", { id: DECISION_ID, reason: "allowed", tokenPresented: true, token: verifiedToken({ iss: "https://i.example.org", sub: "alice" }), scope: "read:/", upstreamHeaders: { "x-scitokens-subject": "alice" }, removeHeaders: [] }],
   ])("%s response survives protobuf encoding with its metadata", (_name, decision) => {
     const response = decisionToResponse(decision, SETTINGS);
     const decoded = CheckResponse.decode(CheckResponse.encode(response).finish());
@@ -178,21 +171,5 @@ describe("decisionToResponse: wire encoding", () => {
     expect(decoded.status?.code).toBe(response.status?.code);
     if (response.deniedResponse) expect(decoded.deniedResponse?.body).toBe(response.deniedResponse.body);
     else expect(decoded.okResponse?.headers.map((h) => h.header?.key)).toEqual(response.okResponse?.headers.map((h) => h.header?.key));
-  });
-});
-
-describe("decisionToResponse: username_claim", () => {
-  const token = verifiedToken({ iss: "https://i.example.org", sub: "uid-7" });
-  it.each([
-    ["sub (the default)", undefined, "uid-7"],
-    ["another claim the token has", "preferred_username", "uid-7-login"],
-    ["a claim the token lacks: no subject header", "email", undefined],
-  ])("%s", (_name, usernameClaim, subject) => {
-    const response = decisionToResponse(
-      { id: DECISION_ID, reason: "allowed", tokenPresented: true, token, scope: "read:/" },
-      { ...SETTINGS, ...(usernameClaim !== undefined ? { usernameClaim } : {}) },
-    );
-    expect(headerMap(response.okResponse!.headers)["x-scitokens-subject"]).toBe(subject);
-    if (subject === undefined) expect(response.okResponse!.headersToRemove).toContain("x-scitokens-subject");
   });
 });

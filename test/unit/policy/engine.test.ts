@@ -39,21 +39,38 @@ describe("PolicyEngine.evaluate", () => {
     ["a deny with the passthrough reason", `{"allow": false, "reason": "passthrough"}`],
     ["a deny with the allowed reason", `{"allow": false, "reason": "allowed"}`],
     ["an allow with a deny reason", `{"allow": true, "reason": "scope_insufficient"}`],
-    ["an allow with the passthrough reason", `{"allow": true, "reason": "passthrough"}`],
-    ["a deny with a token-level reason the policy cannot know", `{"allow": false, "reason": "signature_invalid"}`],
+    ["a deny with a reason only the service knows (an unknown route)", `{"allow": false, "reason": "route_unknown"}`],
+    ["a deny with the service's fault reason", `{"allow": false, "reason": "internal_error"}`],
     ["a deny with an unknown reason", `{"allow": false, "reason": "nope"}`],
     ["allow as a string", `{"allow": "true", "reason": "allowed"}`],
     ["not an object", `"allowed"`],
+    ["an upstream header value that is not a string", `{"allow": true, "reason": "allowed", "headers": {"x-a": 1}}`],
+    ["an upstream header name in upper case", `{"allow": true, "reason": "allowed", "headers": {"X-A": "1"}}`],
+    ["a pseudo-header", `{"allow": true, "reason": "allowed", "headers": {":path": "/x"}}`],
+    ["remove_headers that is not a list of names", `{"allow": true, "reason": "allowed", "remove_headers": "x-a"}`],
+    ["a deny status outside 400-599", `{"allow": false, "reason": "scope_insufficient", "status": 200}`],
+    ["a body that is not a string", `{"allow": false, "reason": "scope_insufficient", "body": {"a": 1}}`],
   ])("refuses %s as a fault", async (name, expression) => {
-    const engine = await PolicyEngine.load(await compile(name.replaceAll(" ", "-"), expression), {});
+    const engine = await PolicyEngine.load(await compile(name.replaceAll(/[^a-z0-9]+/gi, "-"), expression), {});
     expect(() => engine.evaluate({})).toThrow(PolicyFault);
   });
 
   it.each([
-    ["allowed", `{"allow": true, "reason": "allowed", "scope": "read:/", "create_only": true}`, { allow: true, scope: "read:/", createOnly: true }],
-    ["denied", `{"allow": false, "reason": "audience_mismatch"}`, { allow: false, reason: "audience_mismatch" }],
+    [
+      "allowed",
+      `{"allow": true, "reason": "allowed", "scope": "read:/", "headers": {"x-scitokens-subject": "alice"}, "remove_headers": ["authorization"]}`,
+      { allow: true, reason: "allowed", scope: "read:/", headers: { "x-scitokens-subject": "alice" }, removeHeaders: ["authorization"] },
+    ],
+    ["passthrough", `{"allow": true, "reason": "passthrough"}`, { allow: true, reason: "passthrough", scope: null, headers: {}, removeHeaders: [] }],
+    ["denied", `{"allow": false, "reason": "audience_mismatch"}`, { allow: false, reason: "audience_mismatch", responseHeaders: {} }],
+    ["denied with a token-level reason", `{"allow": false, "reason": "signature_invalid"}`, { allow: false, reason: "signature_invalid", responseHeaders: {} }],
+    [
+      "denied with a status, a header and a body",
+      `{"allow": false, "reason": "scope_insufficient", "status": 404, "response_headers": {"x-why": "no"}, "body": "not here"}`,
+      { allow: false, reason: "scope_insufficient", status: 404, responseHeaders: { "x-why": "no" }, body: "not here" },
+    ],
   ])("passes a well-formed %s decision through", async (name, expression, expected) => {
-    const engine = await PolicyEngine.load(await compile(`ok-${name}`, expression), {});
+    const engine = await PolicyEngine.load(await compile(`ok-${name.replaceAll(/[^a-z0-9]+/gi, "-")}`, expression), {});
     expect(engine.evaluate({})).toEqual(expected);
   });
 
