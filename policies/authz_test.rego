@@ -1,6 +1,6 @@
 package scitokens.authz_test
 
-# Unit tests for data.scitokens.authz.decision. Every test mocks the whole
+# Unit tests for data.scitokens.authz.grant (a verified token). Every test mocks the whole
 # normalized data document (audiences, issuers, verbs, named_scopes) so that a
 # data.yaml next to the policy never changes the outcome.
 
@@ -76,7 +76,7 @@ _move(method, path, destination, scopes) := object.union(_req(method, path, scop
 _decide(inp) := _decide_with(inp, _audiences, _issuers, _verbs, _named)
 
 _decide_with(inp, audiences, issuers, verbs, named) := d if {
-	d := data.scitokens.authz.decision with input as inp
+	d := data.scitokens.authz.grant with input as inp
 		with data.audiences as audiences
 		with data.issuers as issuers
 		with data.verbs as verbs
@@ -625,7 +625,7 @@ _routes := {
 _on_route(inp, route) := object.union(inp, {"route": route})
 
 _decide_routes(inp) := d if {
-	d := data.scitokens.authz.decision with input as inp
+	d := data.scitokens.authz.grant with input as inp
 		with data.audiences as _audiences
 		with data.issuers as _issuers
 		with data.verbs as _verbs
