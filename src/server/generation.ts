@@ -5,6 +5,7 @@ import { type AuthzData, loadAuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
 import type { ServiceConfig } from "../config/service-config.js";
 import { Authorizer } from "../decision/authorizer.js";
+import { type PolicyToken, buildPolicyInput } from "../envoy/index.js";
 import { PolicyEngine } from "../policy/engine.js";
 import { type IssuerKeySource, KeyStore } from "../token/keys/index.js";
 import { TokenVerifier } from "../token/verify.js";
@@ -199,40 +200,49 @@ function newKeyStore(config: ServiceConfig, seams: GenerationSeams, sources: rea
 const SMOKE_HOST = "policy-smoke-check.invalid";
 
 /**
- * Evaluates the policy once with a fixed synthetic input (a read by the first issuer
- * under its first base path, for an audience no data lists): whatever it decides, the
- * answer must be within the contract, or the policy is refused before it serves.
- *
- * The input is written out (policies/README.md, "Input") rather than built with
- * buildPolicyInput so that it carries, for a verified token, the fields of both the
- * current input and its successor (`state`, `claims`, `headers`, `destination_remote`);
- * a policy ignores what it does not read. Keep it in step with the input contract.
+ * Evaluates the policy with fixed synthetic inputs (policies/README.md, "Input"): a read
+ * by the first issuer under its first base path with a token for an audience no data
+ * lists, the same read without a token, and with an invalid token. Whatever it decides,
+ * each answer must be within the contract, or the policy is refused before it serves.
+ * (`scitokens-authz validate` evaluates more inputs, offline.)
  */
 function smokeCheck(engine: PolicyEngine, data: AuthzData, bundleFile: string): void {
   const [issuer] = data.issuers.values();
   const path = issuer?.basePaths[0] ?? "/";
-  const input = {
-    attributes: { request: { http: { method: "GET", host: SMOKE_HOST, headers: {} } } },
-    path,
-    parsed_path: path.split("/").filter((segment) => segment !== ""),
-    destination: null,
-    destination_remote: false,
-    route: null,
-    token: {
+  const iss = issuer?.issuer ?? `https://${SMOKE_HOST}`;
+  const tokens: PolicyToken[] = [
+    {
       state: "verified",
-      iss: issuer?.issuer ?? `https://${SMOKE_HOST}`,
+      iss,
       sub: "policy-smoke-check",
       jti: null,
       profile: "scitokens:2.0",
       aud: [`https://${SMOKE_HOST}`],
       scopes: [{ authz: "read", path: "/", raw: "read:/" }],
       groups: [],
-      claims: {},
+      claims: { iss, sub: "policy-smoke-check", aud: `https://${SMOKE_HOST}`, scope: "read:/", ver: "scitoken:2.0" },
     },
-  };
-  try {
-    engine.evaluate(input);
-  } catch (error) {
-    throw new ConfigError(bundleFile, [`the policy does not answer within its contract for a test input (${(error as Error).message})`]);
+    { state: "absent" },
+    { state: "invalid", reason: "signature_invalid" },
+  ];
+  for (const token of tokens) {
+    const input = buildPolicyInput({
+      method: "GET",
+      host: SMOKE_HOST,
+      headers: {},
+      path,
+      segments: path.split("/").filter((segment) => segment !== ""),
+      destination: null,
+      destinationRemote: false,
+      route: null,
+      token,
+    });
+    try {
+      engine.evaluate(input);
+    } catch (error) {
+      throw new ConfigError(bundleFile, [
+        `the policy does not answer within its contract for a test input (GET ${path}, token ${token.state}): ${(error as Error).message}`,
+      ]);
+    }
   }
 }

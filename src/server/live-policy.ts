@@ -222,9 +222,13 @@ export class LivePolicy {
 
   #refused(file: string | null, problems: readonly string[], trigger: string): ReloadEvent {
     const revision = this.#live.generation.revision;
+    if (file === null) {
+      this.#seams.logger.info({ revision, trigger }, `policy reload skipped: ${problems.join("; ")}`);
+      return { outcome: "refused", file, problems, revision, trigger };
+    }
     this.#seams.logger.error(
       { file, problems, revision, trigger },
-      `policy reload refused: ${file ?? "(no file)"}: ${problems.join("; ")}; still serving revision ${revision}`,
+      `policy reload refused: ${file}: ${problems.join("; ")}; still serving revision ${revision}`,
     );
     return { outcome: "refused", file, problems, revision, trigger };
   }
