@@ -3,7 +3,7 @@ import { ConfigError } from "../config/config-error.js";
 import { BUILT_POLICY_FILE, DEMO_DATA_FILE, PACKAGE_ROOT, type ServiceConfig, loadServiceConfig, parseListen, parseServiceConfig } from "../config/service-config.js";
 import { type DevIssuer, mintToken, startDevIssuer } from "../dev-issuer/index.js";
 import { createLogger } from "../observability/logger.js";
-import { startService } from "../server/service.js";
+import { type RunningService, startService } from "../server/service.js";
 
 /** The embedded default (no --config): the demo policy and its development issuer. */
 export const DEMO = {
@@ -36,25 +36,31 @@ export async function serve(options: ServeOptions): Promise<void> {
     config = { ...config, listen };
   }
   const logger = createLogger(config.logLevel);
+  // SIGHUP reloads the policy files (the reload logs its outcome). One that arrives while
+  // the service starts is applied once it listens, instead of ending the process.
+  let running: RunningService | undefined;
+  let reloadPending = false;
+  const reload = () => {
+    logger.info({ signal: "SIGHUP" }, "reload requested");
+    if (running) void running.reload("SIGHUP");
+    else reloadPending = true;
+  };
+  process.on("SIGHUP", reload);
   let devIssuer: DevIssuer | undefined;
-  if (options.config === undefined) {
-    devIssuer = await startDevIssuer({ host: DEMO.issuerHost, port: DEMO.issuerPort, path: DEMO.issuerPath, stateFile: DEMO.stateFile });
-  }
-  let service;
+  let service: RunningService;
   try {
+    if (options.config === undefined) {
+      devIssuer = await startDevIssuer({ host: DEMO.issuerHost, port: DEMO.issuerPort, path: DEMO.issuerPath, stateFile: DEMO.stateFile });
+    }
     service = await startService(config, { logger });
   } catch (error) {
+    process.off("SIGHUP", reload);
     await devIssuer?.close();
     throw error;
   }
+  running = service;
+  if (reloadPending) void service.reload("SIGHUP");
   if (devIssuer) await printDemo(devIssuer, `${config.listen.host}:${service.port}`);
-  // SIGHUP reloads the policy files; the outcome is logged by the reload itself.
-  const running = service;
-  const reload = () => {
-    logger.info({ signal: "SIGHUP" }, "reload requested");
-    void running.reload("SIGHUP");
-  };
-  process.on("SIGHUP", reload);
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
       logger.info({ signal }, "shutting down");
