@@ -83,7 +83,8 @@ export class LivePolicy {
       try {
         generation = await loadGeneration(config, seams, await readRevision(config));
       } catch (error) {
-        if (!(error instanceof PolicyFilesChanged) || attempt >= MAX_LOAD_ATTEMPTS) throw asConfigError(config, error);
+        if (!(error instanceof PolicyFilesChanged)) throw error;
+        if (attempt >= MAX_LOAD_ATTEMPTS) throw asConfigError(config, error);
       }
     }
     const live = new LivePolicy(config, seams, generation);
@@ -168,9 +169,19 @@ export class LivePolicy {
       const job = this.#queued;
       this.#queued = undefined;
       const trigger = [...new Set(job.triggers)].join(", ");
-      const event = this.#closing ? this.#refused(null, ["the service is shutting down"], trigger) : await this.#reloadOnce(trigger);
-      this.#events.emit("reload", event);
+      let event: ReloadEvent;
+      try {
+        event = this.#closing ? this.#refused(null, ["the service is shutting down"], trigger) : await this.#reloadOnce(trigger);
+      } catch (error) {
+        // Not expected (loading errors are refusals already); the last good generation stays.
+        event = this.#refused(this.#config.dataFile, [`the reload failed (${error instanceof Error ? error.message : String(error)})`], trigger);
+      }
       job.resolve(event);
+      try {
+        this.#events.emit("reload", event);
+      } catch (error) {
+        this.#seams.logger.error({ err: error }, "a reload listener failed");
+      }
     }
   }
 
