@@ -253,6 +253,12 @@ describe("parseServiceConfig: defaults", () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it("turns the policy file watch off with policy.watch: false", () => {
+    const config = parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292" }, policy: { watch: false } });
+    expect(config.watchPolicy).toBe(false);
+    expect(config.dataFile).toBe(join(PACKAGE_ROOT, "policies", "demo.yaml"));
+  });
+
   it("allows a leeway of 0", () => {
     const config = parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292" }, tokens: { leeway_seconds: 0 } });
     expect(config.tokens.leewaySeconds).toBe(0);
