@@ -123,9 +123,7 @@ export async function loadGeneration(
   const keptKeys = previous !== undefined && !previous.keys.closed && previous.keys.sources === spelling;
   if (keptKeys) {
     keys = previous.keys.acquire();
-    // A static key file may have changed along with the data: read it again (no network).
-    const files = sources.filter((s) => s.jwksFile !== undefined);
-    await Promise.all(files.map((s) => keys.store.refresh(s.issuer).catch(() => undefined)));
+    await rereadKeyFiles(previous);
   } else {
     let store: KeyStore;
     try {
@@ -170,6 +168,17 @@ export async function loadGeneration(
     keys.release();
     throw error;
   }
+}
+
+/**
+ * Reads the static key files (`jwks_file`) of a generation's issuers again, without
+ * network traffic: on every reload that keeps the key store, changed or not, so that an
+ * operator who replaced a key file can apply it with SIGHUP. A file that cannot be read
+ * keeps the keys held (logged by the key store).
+ */
+export async function rereadKeyFiles(generation: Generation): Promise<void> {
+  const issuers = [...generation.data.issuers.values()].filter((issuer) => issuer.jwksFile !== undefined);
+  await Promise.all(issuers.map((issuer) => generation.keys.store.refresh(issuer.issuer).catch(() => undefined)));
 }
 
 /** Where each trusted issuer's keys come from, in the data's order. */

@@ -4,7 +4,7 @@ import type { ServiceConfig } from "../config/service-config.js";
 import type { CheckBudget } from "../decision/authorizer.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import type { KeyStore } from "../token/keys/index.js";
-import { type Generation, type GenerationSeams, PolicyFilesChanged, type SharedKeyStore, loadGeneration, policyFiles, readRevision } from "./generation.js";
+import { type Generation, type GenerationSeams, PolicyFilesChanged, type SharedKeyStore, loadGeneration, policyFiles, readRevision, rereadKeyFiles } from "./generation.js";
 
 /** The outcome of one reload, as {@link LivePolicy.reload} and the `reload` event report it. */
 export type ReloadEvent =
@@ -17,7 +17,7 @@ export type ReloadEvent =
       readonly trigger: string;
     }
   | {
-      /** The files hold the running revision: nothing was swapped, the caches stay. */
+      /** The files hold the running revision: nothing was swapped, the caches stay (key files are read again). */
       readonly outcome: "unchanged";
       readonly revision: string;
       readonly trigger: string;
@@ -190,7 +190,8 @@ export class LivePolicy {
     for (let attempt = 1; ; attempt++) {
       const revision = await readRevision(this.#config);
       if (revision !== null && revision === previous.revision) {
-        this.#seams.logger.info({ revision, trigger }, "policy unchanged: nothing to reload");
+        await rereadKeyFiles(previous);
+        this.#seams.logger.info({ revision, trigger }, "policy unchanged: nothing to reload (key files read again)");
         return { outcome: "unchanged", revision, trigger };
       }
       let generation: Generation;

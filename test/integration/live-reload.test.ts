@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildCheckRequest, sendCheck } from "../../src/cli/check.js";
 import type { ReloadEvent } from "../../src/server/service.js";
 import { killAllServed, spawnServe } from "../helpers/cli-process.js";
-import { type TestKey, makeKey } from "../helpers/keys.js";
+import { type TestKey, jwksOf, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { type ReloadableService, compilePolicy, revisionOf, startReloadableService } from "../helpers/policy-files.js";
 import { reasonOf } from "../helpers/service.js";
@@ -213,6 +213,23 @@ describe("issuers changing on reload", () => {
       issuer.hold("jwks", undefined);
       issuer.setKeys([key]);
     }
+  });
+});
+
+describe("static key files", () => {
+  it("are read again by a reload, even one that finds the policy files unchanged", async () => {
+    const jwksFile = join(work, "static.jwks.json");
+    await writeFile(jwksFile, JSON.stringify(jwksOf(key)));
+    const staticIssuer = "https://static.example.org";
+    svc = await startReloadableService({ audiences: [TEST_AUDIENCE], issuers: [{ issuer: staticIssuer, jwks_file: jwksFile, base_path: "/data" }] });
+    const token = await mint(lateKey, staticIssuer);
+    // The unknown kid makes the store read the file once; the cooldown then holds.
+    expect((await read(token)).reason).toBe("key_not_found");
+    await writeFile(jwksFile, JSON.stringify(jwksOf(key, lateKey)));
+    expect((await read(token)).reason).toBe("key_not_found");
+
+    expect(await svc.service.reload("test")).toMatchObject({ outcome: "unchanged" });
+    expect(await read(token)).toEqual({ reason: "allowed", revision: svc.service.revision });
   });
 });
 
