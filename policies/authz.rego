@@ -18,8 +18,10 @@ decision := _with_invalid_token if input.token.state == "invalid"
 
 decision := _with_verified_token if input.token.state == "verified"
 
-# §10: a CORS preflight, on_missing: passthrough, or token_missing.
+# §10: a site's allow rule, a CORS preflight, on_missing: passthrough, or token_missing.
 _without_token := _passthrough if {
+	count(_site_allows) > 0
+} else := _passthrough if {
 	_cors_preflight
 	_setting("cors_preflight") == "allow"
 } else := _passthrough if {
@@ -54,7 +56,9 @@ _token_reasons := _unusable_token_reasons | {"key_unavailable"}
 # §9: MOVE and COPY need a Destination on this server, then the grant (§5-§9). A
 # token for another audience or issuer is unusable here: with on_invalid:
 # passthrough it passes through (§10).
-_with_verified_token := _deny("scope_insufficient") if {
+_with_verified_token := _deny(min(_site_denials)) if {
+	count(_site_denials) > 0
+} else := _deny("scope_insufficient") if {
 	_method in _destination_methods
 	object.get(input, "destination_remote", false) == true
 } else := _deny("path_invalid") if {
@@ -63,9 +67,55 @@ _with_verified_token := _deny("scope_insufficient") if {
 } else := _passthrough if {
 	grant.reason in {"audience_mismatch", "issuer_untrusted"}
 	_setting("on_invalid") == "passthrough"
-} else := object.union(grant, {"headers": _identity_headers, "remove_headers": _identity_removed}) if {
+} else := object.union(grant, {"headers": _allowed_headers, "remove_headers": _identity_removed}) if {
 	grant.allow == true
+} else := _site_granted if {
+	grant.reason == "scope_insufficient"
+	count(_site_grants) > 0
 } else := grant
+
+# --- Site rules ------------------------------------------------------------------
+
+# A site extends the shipped decision without forking it, in its own Rego under
+# package scitokens.site (policies/README.md, "Extending the policy"):
+# - `allow` (a set of rule names): a request without a token is passed through;
+# - `deny` (a set of reasons, declared in the data's `reasons`): a verified token's
+#   request is denied with the smallest of them, before the grant;
+# - `grant` (a set of rule names): a verified token's request that no scope grants
+#   (scope_insufficient) is allowed, with its identity;
+# - `headers` (an object): more headers for the upstream of an allowed request.
+# Site rules see `input` and `data`; `covers(prefix, path)` helps them match paths.
+
+_site_allows := {name | some name in data.scitokens.site.allow}
+
+_site_denials := {reason | some reason in data.scitokens.site.deny}
+
+_site_grants := {name | some name in data.scitokens.site.grant}
+
+default _site_headers := {}
+
+_site_headers := h if {
+	h := data.scitokens.site.headers
+	is_object(h)
+}
+
+# A site header never stands in for an identity header (set or removed above).
+_allowed_headers := object.union(
+	{name: value | some name, value in _site_headers; not name in _all_identity_removed},
+	_identity_headers,
+)
+
+_site_granted := {
+	"allow": true,
+	"reason": "allowed",
+	"scope": concat("", ["site:", min(_site_grants)]),
+	"create_only": false,
+	"headers": _allowed_headers,
+	"remove_headers": _identity_removed,
+}
+
+# covers(P, R): R is P or below P, on whole path components (§7); for site rules.
+covers(prefix, path) if _covers(prefix, path)
 
 # §11: passthrough is an allow without identity; client-sent copies are removed.
 _passthrough := {

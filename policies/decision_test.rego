@@ -193,3 +193,44 @@ test_groups_with_a_comma_are_not_sent if {
 	not d.headers["x-scitokens-groups"]
 	"x-scitokens-groups" in d.remove_headers
 }
+
+# --- Site rules (package scitokens.site) ---------------------------------------------
+
+test_site_allow_passes_a_request_without_token if {
+	d := _decide(_input("GET", "/protected/public/x", {"state": "absent"})) with data.scitokens.site.allow as {"public"}
+	d.reason == "passthrough"
+	d.headers == {}
+}
+
+test_site_deny_comes_before_the_grant if {
+	d := _decide(_input("GET", "/protected/data/f", _verified("/data", {}))) with data.scitokens.site.deny as {"zz_later", "group_required"}
+	d.allow == false
+	d.reason == "group_required"
+}
+
+test_site_deny_does_not_apply_without_token if {
+	d := _decide(_input("GET", "/protected/data/f", {"state": "absent"})) with data.scitokens.site.deny as {"group_required"}
+	d.reason == "token_missing"
+}
+
+test_site_grant_allows_what_no_scope_grants if {
+	d := _decide(_input("PUT", "/protected/data/f", _verified("/data", {}))) with data.scitokens.site.grant as {"writers"}
+	d.reason == "allowed"
+	d.scope == "site:writers"
+	d.headers["x-scitokens-subject"] == "alice"
+	"x-scitokens-scope" in d.remove_headers
+}
+
+test_site_grant_does_not_override_the_base_path if {
+	d := _decide(_input("PUT", "/elsewhere/f", _verified("/data", {}))) with data.scitokens.site.grant as {"writers"}
+	d.reason == "path_outside_base"
+}
+
+test_site_headers_never_replace_identity_headers if {
+	site := {"x-site": "1", "x-scitokens-subject": "root", "x-scitokens-groups": "/admins", "x_scitokens_jti": "x"}
+	d := _decide(_input("GET", "/protected/data/f", _verified("/data", {}))) with data.scitokens.site.headers as site
+	d.headers["x-site"] == "1"
+	d.headers["x-scitokens-subject"] == "alice"
+	not d.headers["x-scitokens-groups"]
+	not d.headers.x_scitokens_jti
+}

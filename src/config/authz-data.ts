@@ -1,6 +1,7 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { CONTROL_CHARACTER, normalizeConfiguredPath } from "../paths/normalize.js";
+import { REASON_CODES } from "../reasons/index.js";
 import { keyUrlProblem } from "../token/keys/key-url.js";
 import { ConfigError } from "./config-error.js";
 import { readYamlFile, validate } from "./read-yaml.js";
@@ -94,6 +95,18 @@ const realm = z
   .regex(/^[^"\\]+$/, "expected a realm without quotes or backslashes")
   .refine((value) => !CONTROL_CHARACTER.test(value), "expected a realm without control characters");
 
+/** A request header the policy may read: a lower-case name, never the credential. */
+const policyHeader = z
+  .string()
+  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, "expected a lower-case header name, like x-forwarded-for")
+  .refine((name) => name !== "authorization" && name !== "proxy-authorization", "expected a header other than the credential (authorization)");
+
+/** An operator's deny reason: a new code (checked in crossChecks), and the HTTP status its denials get. */
+const OPERATOR_REASON_NAME = /^[a-z][a-z0-9_]*$/;
+const operatorReason = z.strictObject({
+  status: z.number().int("expected an HTTP status").min(400, "expected an HTTP status from 400 to 599").max(599, "expected an HTTP status from 400 to 599").default(403),
+});
+
 const onMissing = z.enum(["deny", "passthrough"]);
 const onInvalid = z.enum(["deny", "passthrough"]);
 const corsPreflight = z.enum(["allow", "deny"]);
@@ -126,6 +139,8 @@ const authzDataSchema = z
     cors_preflight: corsPreflight.default("allow"),
     username_claim: usernameClaim.default("sub"),
     routes: z.record(z.string().min(1, "expected a route name"), routeSchema).optional(),
+    policy_headers: z.array(policyHeader).optional(),
+    reasons: z.record(z.string(), operatorReason).optional(),
   });
 
 type Problem = { path: PropertyKey[]; message: string };
@@ -153,6 +168,15 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  */
 function crossChecks(raw: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
+  if (isRecord(raw["reasons"])) {
+    for (const name of Object.keys(raw["reasons"])) {
+      if (!OPERATOR_REASON_NAME.test(name)) {
+        problems.push({ path: ["reasons", name], message: "expected a reason code in lower case with underscores, like group_required" });
+      } else if ((REASON_CODES as readonly string[]).includes(name)) {
+        problems.push({ path: ["reasons", name], message: "expected a new reason code, not one the service defines" });
+      }
+    }
+  }
   const seen = new Map<string, number>();
   const issuers = Array.isArray(raw["issuers"]) ? raw["issuers"] : [];
   issuers.forEach((entry: unknown, i) => {
@@ -231,6 +255,10 @@ export interface AuthzData {
   readonly routes: ReadonlyMap<string, RouteSettings>;
   /** Every claim some route sends as the subject: the verifier keeps exactly these. */
   readonly identityClaims: readonly string[];
+  /** Request headers the policy may read besides the CORS ones (`policy_headers`). */
+  readonly policyHeaders: readonly string[];
+  /** Deny reasons the operator's policy may give, with their HTTP status (`reasons`). */
+  readonly operatorReasons: ReadonlyMap<string, { readonly status: number }>;
   /** The data document given to the WASM policy (policies/README.md). */
   readonly policyData: Readonly<Record<string, unknown>>;
 }
@@ -309,6 +337,8 @@ export function parseAuthzData(file: string, raw: unknown): AuthzData {
     defaultRoute,
     routes,
     identityClaims: Object.freeze([...new Set([defaultRoute.usernameClaim, ...[...routes.values()].map((r) => r.usernameClaim)])]),
+    policyHeaders: Object.freeze([...(data.policy_headers ?? [])]),
+    operatorReasons: new Map(Object.entries(data.reasons ?? {}).map(([name, reason]) => [name, Object.freeze({ status: reason.status })])),
     policyData: deepFreeze({
       audiences: data.audiences,
       issuers: policyIssuers,
@@ -316,6 +346,7 @@ export function parseAuthzData(file: string, raw: unknown): AuthzData {
       named_scopes: namedScopes,
       routes: policyRoutes,
       settings: settingsData(defaultRoute),
+      reasons: data.reasons ?? {},
     }),
   });
 }

@@ -37,11 +37,18 @@ function prepareRoute(settings: RouteSettings): Route {
 
 const ABSENT: PolicyToken = Object.freeze({ state: "absent" });
 
-/** The headers the policy reads: those a CORS preflight is recognised by (§10). */
-function policyHeaders(http: HttpRequestView): Record<string, string> {
+/**
+ * The headers the policy reads: those a CORS preflight is recognised by (§10), and those
+ * the data lists in `policy_headers` (never the credential).
+ */
+function policyHeaders(http: HttpRequestView, listed: readonly string[]): Record<string, string> {
   const headers: Record<string, string> = {};
   if (http.origin !== undefined) headers["origin"] = http.origin;
   if (http.accessControlRequestMethod !== undefined) headers["access-control-request-method"] = http.accessControlRequestMethod;
+  for (const name of listed) {
+    const value = http.header(name);
+    if (value !== undefined) headers[name] = value;
+  }
   return headers;
 }
 
@@ -131,7 +138,7 @@ export class Authorizer {
       const input = buildPolicyInput({
         method: http.method,
         host: http.host,
-        headers: policyHeaders(http),
+        headers: policyHeaders(http, this.#parts.data.policyHeaders),
         path: normalized.path,
         segments: normalized.segments,
         destination: destination.path,

@@ -1,4 +1,4 @@
-import type { DenyReason, ReasonCode } from "../reasons/index.js";
+import { type DenyReason, type OperatorReason, type ReasonCode, isReasonCode } from "../reasons/index.js";
 import type { CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { type HeaderValueOption, HeaderValueOption_HeaderAppendAction } from "../gen/envoy/config/core/v3/base.js";
 import { StatusCode as HttpStatusCode } from "../gen/envoy/type/v3/http_status.js";
@@ -18,7 +18,8 @@ export const GrpcCode = {
 /** One decision for one Check; everything the response and the decision log need. */
 export interface Decision {
   readonly id: string;
-  readonly reason: ReasonCode;
+  /** A reason of the service, or a deny reason the operator declared (its status is set). */
+  readonly reason: ReasonCode | OperatorReason;
   /** Whether the client presented a bearer token (RFC 6750 error parameter). */
   readonly tokenPresented: boolean;
   /** The verified token, for the decision log. */
@@ -58,6 +59,9 @@ const badRequest: DenyShape = { http: 400, grpc: GrpcCode.INVALID_ARGUMENT, bear
 // A fault of the deployment or of the service itself: denied (fail closed), never a gRPC
 // error that Envoy's failure_mode_allow could turn into an allow.
 const serviceFault: DenyShape = { http: 500, grpc: GrpcCode.INTERNAL, bearerError: null, error: "internal" };
+
+/** An operator's reason (declared in the data, with its status): a refusal by policy. */
+const OPERATOR_SHAPE: DenyShape = forbidden;
 
 /** SEMANTICS §11: how each deny reason reaches the client. */
 export const DENY_SHAPES: Readonly<Record<DenyReason, DenyShape>> = {
@@ -126,7 +130,7 @@ export function decisionToResponse(decision: Decision, settings: ResponseSetting
       dynamicMetadata,
     };
   }
-  const shape = DENY_SHAPES[decision.reason];
+  const shape = isReasonCode(decision.reason) ? DENY_SHAPES[decision.reason as DenyReason] : OPERATOR_SHAPE;
   const http = decision.status ?? shape.http;
   const headers = new Map<string, string>([["content-type", "application/json"]]);
   if (http === 401 || http === 403) {

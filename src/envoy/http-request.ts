@@ -13,6 +13,8 @@ export interface HttpRequestView {
   readonly origin: string | undefined;
   readonly accessControlRequestMethod: string | undefined;
   readonly contextExtensions: Readonly<Record<string, string>>;
+  /** Any request header by its lower-case name (repeats joined with ","), if present. */
+  header(name: string): string | undefined;
 }
 
 /**
@@ -75,5 +77,6 @@ export function readHttpRequest(request: CheckRequest): HttpRequestView {
     origin: header(headers, "origin", fromMap),
     accessControlRequestMethod: header(headers, "access-control-request-method", fromMap),
     contextExtensions: request.attributes?.contextExtensions ?? {},
+    header: (name) => header(headers, name, fromMap),
   };
 }

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { type LoadedPolicy, loadPolicy } from "@open-policy-agent/opa-wasm";
 import { ConfigError } from "../config/config-error.js";
-import { type DenyReason, REASON_CODES } from "../reasons/index.js";
+import { type DenyReason, type OperatorReason, REASON_CODES } from "../reasons/index.js";
 
 /** The entrypoint compiled by `opa build -e` (scripts/setup.mjs). */
 export const ENTRYPOINT = "scitokens/authz/decision";
@@ -37,7 +37,8 @@ export type PolicyDecision =
     }
   | {
       readonly allow: false;
-      readonly reason: PolicyDenyReason;
+      /** A reason of the service, or one the operator declared in the data. */
+      readonly reason: PolicyDenyReason | OperatorReason;
       /** HTTP status instead of the reason's usual one. */
       readonly status?: number;
       /** Headers added to the client's response. */
@@ -57,9 +58,11 @@ export class PolicyFault extends Error {
  */
 export class PolicyEngine {
   readonly #policy: LoadedPolicy;
+  readonly #operatorReasons: ReadonlyMap<string, number>;
 
-  private constructor(policy: LoadedPolicy) {
+  private constructor(policy: LoadedPolicy, operatorReasons: ReadonlyMap<string, number>) {
     this.#policy = policy;
+    this.#operatorReasons = operatorReasons;
   }
 
   /** Loads `wasmFile` and sets `data` as its data document. Throws ConfigError naming the file. */
@@ -86,19 +89,34 @@ export class PolicyEngine {
       throw new ConfigError(wasmFile, [`expected the entrypoint ${ENTRYPOINT}, found ${entrypoints.join(", ") || "none"}`]);
     }
     policy.setData(data as object);
-    return new PolicyEngine(policy);
+    return new PolicyEngine(policy, declaredReasons(data));
   }
 
   evaluate(input: object): PolicyDecision {
     const results: unknown = this.#policy.evaluate(input, ENTRYPOINT);
     const result = Array.isArray(results) ? (results[0] as { result?: unknown } | undefined)?.result : undefined;
     if (result === null || typeof result !== "object" || Array.isArray(result)) throw new PolicyFault("the policy returned no decision");
-    return checkDecision(result as Record<string, unknown>);
+    return checkDecision(result as Record<string, unknown>, this.#operatorReasons);
   }
 }
 
-/** Checks a decision against the contract; anything outside it is a PolicyFault, never an allow. */
-function checkDecision(result: Record<string, unknown>): PolicyDecision {
+/** The operator's reasons the data declares (`reasons`), with their HTTP status. */
+function declaredReasons(data: Readonly<Record<string, unknown>>): ReadonlyMap<string, number> {
+  const reasons = data["reasons"];
+  const out = new Map<string, number>();
+  if (reasons === null || typeof reasons !== "object") return out;
+  for (const [name, entry] of Object.entries(reasons)) {
+    const status = (entry as { status?: unknown } | null)?.status;
+    out.set(name, typeof status === "number" ? status : 403);
+  }
+  return out;
+}
+
+/**
+ * Checks a decision against the contract; anything outside it is a PolicyFault, never an
+ * allow. A deny may carry one of the service's reasons or one the data declares.
+ */
+function checkDecision(result: Record<string, unknown>, operatorReasons: ReadonlyMap<string, number>): PolicyDecision {
   const { allow, reason } = result;
   if (allow === true && (reason === "allowed" || reason === "passthrough")) {
     const scope = result["scope"];
@@ -110,17 +128,19 @@ function checkDecision(result: Record<string, unknown>): PolicyDecision {
       removeHeaders: headerNames(result["remove_headers"], "remove_headers"),
     };
   }
-  if (allow === false && typeof reason === "string" && DENY_REASONS.has(reason)) {
+  const declaredStatus = typeof reason === "string" ? operatorReasons.get(reason) : undefined;
+  if (allow === false && typeof reason === "string" && (DENY_REASONS.has(reason) || declaredStatus !== undefined)) {
     const status = result["status"];
     const body = result["body"];
     if (status !== undefined && status !== null && !(Number.isInteger(status) && (status as number) >= 400 && (status as number) <= 599)) {
       throw new PolicyFault(`the policy returned status ${JSON.stringify(status)}, expected an HTTP status from 400 to 599`);
     }
     if (body !== undefined && body !== null && typeof body !== "string") throw new PolicyFault("the policy returned a body that is not a string");
+    const finalStatus = typeof status === "number" ? status : declaredStatus;
     return {
       allow: false,
-      reason: reason as PolicyDenyReason,
-      ...(typeof status === "number" ? { status } : {}),
+      reason: reason as PolicyDenyReason | OperatorReason,
+      ...(finalStatus !== undefined ? { status: finalStatus } : {}),
       responseHeaders: headerMap(result["response_headers"], "response_headers"),
       ...(typeof body === "string" ? { body } : {}),
     };

@@ -3,4 +3,4 @@
  * every stage of a Check (envoy/, paths/, token/, policy/, decision/) can name a reason
  * without importing another stage.
  */
-export { DenyError, type DenyReason, REASON_CODES, type ReasonCode, isReasonCode } from "./reasons.js";
+export { DenyError, type DenyReason, type OperatorReason, REASON_CODES, type ReasonCode, isReasonCode } from "./reasons.js";

@@ -31,6 +31,12 @@ export const REASON_CODES = [
 
 export type ReasonCode = (typeof REASON_CODES)[number];
 
+/**
+ * A deny reason an operator's policy gives and the authorization data declares
+ * (`reasons`); never one of {@link REASON_CODES}. Its status comes from the data.
+ */
+export type OperatorReason = string & { readonly __operatorReason: true };
+
 /** Reasons that deny. */
 export type DenyReason = Exclude<ReasonCode, "allowed" | "passthrough">;
 
