@@ -253,8 +253,6 @@ export interface AuthzData {
   readonly defaultRoute: RouteSettings;
   /** Named route sections, selected by the `route` context extension. */
   readonly routes: ReadonlyMap<string, RouteSettings>;
-  /** Every claim some route sends as the subject: the verifier keeps exactly these. */
-  readonly identityClaims: readonly string[];
   /** Request headers the policy may read besides the CORS ones (`policy_headers`). */
   readonly policyHeaders: readonly string[];
   /** Deny reasons the operator's policy may give, with their HTTP status (`reasons`). */
@@ -336,7 +334,6 @@ export function parseAuthzData(file: string, raw: unknown): AuthzData {
     onInvalid: defaultRoute.onInvalid,
     defaultRoute,
     routes,
-    identityClaims: Object.freeze([...new Set([defaultRoute.usernameClaim, ...[...routes.values()].map((r) => r.usernameClaim)])]),
     policyHeaders: Object.freeze([...(data.policy_headers ?? [])]),
     operatorReasons: new Map(Object.entries(data.reasons ?? {}).map(([name, reason]) => [name, Object.freeze({ status: reason.status })])),
     policyData: deepFreeze({

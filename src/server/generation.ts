@@ -6,6 +6,7 @@ import { ConfigError } from "../config/config-error.js";
 import type { ServiceConfig } from "../config/service-config.js";
 import { Authorizer } from "../decision/authorizer.js";
 import { type PolicyToken, buildPolicyInput } from "../envoy/index.js";
+import type { DecisionEvent, DecisionLog } from "../observability/decision-log.js";
 import { PolicyEngine } from "../policy/engine.js";
 import { type IssuerKeySource, KeyStore } from "../token/keys/index.js";
 import { TokenVerifier } from "../token/verify.js";
@@ -15,6 +16,8 @@ export interface GenerationSeams {
   readonly logger: Logger;
   readonly fetch?: typeof globalThis.fetch;
   readonly now?: () => number;
+  /** The decision log (`log.decisions`), when on: every Check's record, with the generation's revision. */
+  readonly decisionLog?: DecisionLog;
 }
 
 /**
@@ -144,6 +147,7 @@ export async function loadGeneration(
       onKeyStore?.(undefined);
     }
   }
+  const { decisionLog } = seams;
   try {
     const store = keys.store;
     const verifier = new TokenVerifier({
@@ -151,7 +155,6 @@ export async function loadGeneration(
       keys: (issuer, header, lookup) => store.getKey(issuer, header, lookup),
       recheckKey: (issuer, kid) => store.assertStillUsable(issuer, kid),
       leewaySeconds: config.tokens.leewaySeconds,
-      identityClaims: data.identityClaims,
       cacheEntries: config.tokens.cacheEntries,
       ...(seams.now ? { now: seams.now } : {}),
     });
@@ -162,6 +165,7 @@ export async function loadGeneration(
       maxTokenBytes: config.tokens.maxBytes,
       logger: seams.logger.child({ component: "decision", policy_revision: revision }),
       ...(seams.now ? { now: seams.now } : {}),
+      ...(decisionLog ? { onDecision: (event: DecisionEvent) => decisionLog.record(event, revision) } : {}),
     });
     return Object.freeze({ revision, data, engine, authorizer, keys, keptKeys });
   } catch (error) {

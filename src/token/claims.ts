@@ -15,11 +15,6 @@ export interface VerifiedToken {
   readonly profile: TokenProfile;
   readonly scopes: readonly ParsedScope[];
   readonly groups: readonly string[];
-  /**
-   * The string values of the claims some route sends upstream as the subject
-   * (`username_claim`); a claim that is absent or not a string is left out.
-   */
-  readonly identity: Readonly<Record<string, string>>;
   readonly exp: number;
   readonly iat: number;
   readonly nbf: number | null;
@@ -90,7 +85,7 @@ function scopeEntries(claims: Claims, profile: TokenProfile): string[] {
  * Checks claim types and the profile of a signature-verified payload and parses its
  * scopes (SEMANTICS §1, §6). Time is checked separately, on every request.
  */
-export function readClaims(claims: Claims, issuer: IssuerPolicy, identityClaims: readonly string[] = ["sub"]): VerifiedToken {
+export function readClaims(claims: Claims, issuer: IssuerPolicy): VerifiedToken {
   const iss = optionalString(claims, "iss");
   if (iss !== issuer.issuer) throw new DenyError("claim_invalid", "iss changed between decoding and verification");
   const sub = optionalString(claims, "sub");
@@ -107,17 +102,11 @@ export function readClaims(claims: Claims, issuer: IssuerPolicy, identityClaims:
   if (issuer.maxLifetime !== null && exp - iat > issuer.maxLifetime) {
     throw new DenyError("claim_invalid", "lifetime (exp - iat) exceeds the issuer's max_lifetime");
   }
-  const identity: Record<string, string> = {};
-  for (const name of identityClaims) {
-    const value = claims[name];
-    if (typeof value === "string") identity[name] = text(value, name);
-  }
   return Object.freeze({
     claims: policyClaims(claims),
     iss,
     sub,
     jti,
-    identity: Object.freeze(identity),
     aud,
     profile,
     scopes,

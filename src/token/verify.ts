@@ -38,8 +38,6 @@ export interface TokenVerifierOptions {
   readonly leewaySeconds: number;
   /** Verified tokens kept (keyed by a SHA-256 of the token); 0 disables the cache. */
   readonly cacheEntries: number;
-  /** Claims kept for `username_claim` (AuthzData.identityClaims); default `sub`. */
-  readonly identityClaims?: readonly string[];
   /** Clock seam, milliseconds since the epoch. */
   readonly now?: () => number;
 }
@@ -69,13 +67,11 @@ export class TokenVerifier {
   readonly #now: () => number;
   readonly #cache: LRUCache<string, CachedVerification> | null;
   readonly #decoder = new TextDecoder();
-  readonly #identityClaims: readonly string[];
 
   constructor(options: TokenVerifierOptions) {
     this.#issuers = options.issuers;
     this.#keys = options.keys;
     this.#recheckKey = options.recheckKey;
-    this.#identityClaims = options.identityClaims ?? ["sub"];
     this.#leeway = options.leewaySeconds;
     this.#now = options.now ?? Date.now;
     this.#cache = options.cacheEntries > 0 ? new LRUCache({ max: options.cacheEntries }) : null;
@@ -151,6 +147,6 @@ export class TokenVerifier {
       throw new DenyError("token_malformed", "payload is not a JSON object");
     }
     const kid = typeof header.kid === "string" ? header.kid : undefined;
-    return { token: readClaims(claims as Record<string, unknown>, issuer, this.#identityClaims), kid };
+    return { token: readClaims(claims as Record<string, unknown>, issuer), kid };
   }
 }

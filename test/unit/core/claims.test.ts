@@ -70,9 +70,8 @@ describe("readClaims (SEMANTICS §1, §4, §6)", () => {
 
   it("keeps only the listed claims, and freezes them", () => {
     const token = readClaims({ ...fixture.base, scope: "read:/a", email: "alice@example.org", extra: 1 }, issuerPolicy());
-    expect(Object.keys(token).sort()).toEqual(["aud", "claims", "exp", "groups", "iat", "identity", "iss", "jti", "nbf", "profile", "scopes", "sub"]);
+    expect(Object.keys(token).sort()).toEqual(["aud", "claims", "exp", "groups", "iat", "iss", "jti", "nbf", "profile", "scopes", "sub"]);
     expect(Object.isFrozen(token)).toBe(true);
-    expect(Object.isFrozen(token.identity)).toBe(true);
     expect(token.claims).toMatchObject({ email: "alice@example.org", extra: 1, scope: "read:/a" });
     expect(Object.isFrozen(token.claims)).toBe(true);
   });
@@ -90,11 +89,6 @@ describe("readClaims (SEMANTICS §1, §4, §6)", () => {
     expect(depth).toBeLessThanOrEqual(MAX_POLICY_CLAIM_DEPTH);
   });
 
-  it("keeps the username claims asked for, when they are strings", () => {
-    const claims = { ...fixture.base, sub: "uid-1", preferred_username: "alice", email: 7 };
-    const token = readClaims(claims, issuerPolicy(), ["sub", "preferred_username", "email", "absent"]);
-    expect(token.identity).toEqual({ sub: "uid-1", preferred_username: "alice" });
-  });
 });
 
 describe("checkTime (SEMANTICS §4)", () => {

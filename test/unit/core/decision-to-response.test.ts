@@ -29,7 +29,6 @@ function verifiedToken(claims: { iss: string; sub?: string; jti?: string; groups
     profile: "wlcg:1",
     scopes: [{ authz: "storage.read", path: "/secret-path", raw: "storage.read:/secret-path" }],
     groups: claims.groups ?? [],
-    identity: claims.sub !== undefined ? { sub: claims.sub } : {},
     claims: { iss: claims.iss, ...(claims.sub !== undefined ? { sub: claims.sub } : {}) },
     exp: 2_000_003_600,
     iat: 2_000_000_000,
