@@ -36,14 +36,17 @@ export async function serve(options: ServeOptions): Promise<void> {
     config = { ...config, listen };
   }
   const logger = createLogger(config.logLevel);
-  // SIGHUP reloads the policy files (the reload logs its outcome). One that arrives while
-  // the service starts is applied once it listens, instead of ending the process.
+  // SIGHUP reopens the decision log (rotation) and reloads the policy files (the reload
+  // logs its outcome). One that arrives while the service starts is applied once it
+  // listens, instead of ending the process.
   let running: RunningService | undefined;
   let reloadPending = false;
   const reload = () => {
     logger.info({ signal: "SIGHUP" }, "reload requested");
-    if (running) void running.reload("SIGHUP");
-    else reloadPending = true;
+    if (running) {
+      running.reopenDecisionLog();
+      void running.reload("SIGHUP");
+    } else reloadPending = true;
   };
   process.on("SIGHUP", reload);
   let devIssuer: DevIssuer | undefined;

@@ -64,7 +64,12 @@ const schema = z.strictObject({
     })
     .prefault({}),
   log: z
-    .strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
+    .strictObject({
+      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      decisions: z
+        .strictObject({ file: z.string({ error: "expected the path of the decision log file" }).min(1, "expected the path of the decision log file") })
+        .optional(),
+    })
     .prefault({}),
 });
 
@@ -106,6 +111,8 @@ export interface ServiceConfig {
     readonly checkWaitMs: number;
   };
   readonly logLevel: string;
+  /** Absolute path of the decision log (`log.decisions.file`); absent: no decision log. */
+  readonly decisionLogFile?: string;
 }
 
 /** Validates a service config (parsed YAML) from `file`; relative paths resolve against its folder. */
@@ -134,6 +141,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
       checkWaitMs: c.keys.check_wait_seconds * 1000,
     },
     logLevel: c.log.level,
+    ...(c.log.decisions !== undefined ? { decisionLogFile: resolve(base, c.log.decisions.file) } : {}),
   });
 }
 

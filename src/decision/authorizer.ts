@@ -5,7 +5,7 @@ import { type Decision, type ResponseSettings, decisionToResponse } from "../env
 import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
 import { LogLimiter } from "../observability/log-limiter.js";
 import { parseDestination } from "../envoy/destination.js";
-import { type PolicyToken, buildPolicyInput, verifiedPolicyToken } from "../envoy/policy-input.js";
+import { type PolicyInput, type PolicyToken, buildPolicyInput, verifiedPolicyToken } from "../envoy/policy-input.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
 import type { PolicyDecision, PolicyEngine } from "../policy/engine.js";
@@ -13,6 +13,7 @@ import { extractBearer } from "../token/bearer.js";
 import type { VerifiedToken } from "../token/claims.js";
 import type { TokenVerifier } from "../token/verify.js";
 import { DenyError } from "../reasons/index.js";
+import type { DecisionEvent } from "../observability/decision-log.js";
 
 export interface AuthorizerParts {
   readonly data: AuthzData;
@@ -23,6 +24,8 @@ export interface AuthorizerParts {
   readonly newId?: () => string;
   /** Clock seam (ms since the epoch) for log rate limits; default `Date.now`. */
   readonly now?: () => number;
+  /** Called with every decision and its response (the decision log); must not throw. */
+  readonly onDecision?: (event: DecisionEvent) => void;
 }
 
 /** A route's settings with its response settings prepared once. */
@@ -113,6 +116,7 @@ export class Authorizer {
     let token: VerifiedToken | undefined;
     let tokenPresented = false;
     let path: string | undefined;
+    let input: PolicyInput | undefined;
     try {
       http = readHttpRequest(request);
       route = this.#route(http);
@@ -135,7 +139,7 @@ export class Authorizer {
         state = { state: "invalid", reason: error.code };
         detail = error.detail ? `${error.code}: ${error.detail}` : error.code;
       }
-      const input = buildPolicyInput({
+      input = buildPolicyInput({
         method: http.method,
         host: http.host,
         headers: policyHeaders(http, this.#parts.data.policyHeaders),
@@ -151,7 +155,9 @@ export class Authorizer {
       decision = error instanceof DenyError ? { id, reason: error.code, tokenPresented, detail: error.detail } : this.#fault(id, error, tokenPresented);
     }
     this.#log(decision, http, route.settings, path, token, started);
-    return decisionToResponse(decision, route.response);
+    const response = decisionToResponse(decision, route.response);
+    this.#parts.onDecision?.({ decision, response, route: route.settings.name, method: http?.method ?? null, path: path ?? null, input });
+    return response;
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { AuthzData } from "../config/authz-data.js";
 import type { ServiceConfig } from "../config/service-config.js";
+import { DecisionLog } from "../observability/decision-log.js";
 import type { KeyStore } from "../token/keys/index.js";
 import { policyFiles } from "./generation.js";
 import { type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
@@ -30,6 +31,8 @@ export interface RunningService {
    * that read them after this call. Never rejects.
    */
   reload(trigger?: string): Promise<ReloadEvent>;
+  /** Reopens the decision log file, if there is one (log rotation; what SIGHUP does besides reloading). */
+  reopenDecisionLog(): void;
   /** Resolves with the next reload outcome matching `filter` (file changes and SIGHUP included). */
   nextReload(filter?: (event: ReloadEvent) => boolean): Promise<ReloadEvent>;
   /** Calls `listener` with every reload outcome; returns the unsubscribe function. */
@@ -47,12 +50,23 @@ export type { ReloadEvent } from "./live-policy.js";
  */
 export async function startService(config: ServiceConfig, seams: ServiceSeams): Promise<RunningService> {
   const { logger } = seams;
-  const policy = await LivePolicy.start(config, seams);
+  const decisionLog =
+    config.decisionLogFile !== undefined
+      ? new DecisionLog({ file: config.decisionLogFile, logger: logger.child({ component: "decision-log" }), ...(seams.now ? { now: seams.now } : {}) })
+      : undefined;
+  let policy: LivePolicy;
   let server: RunningGrpcServer;
+  try {
+    policy = await LivePolicy.start(config, decisionLog ? { ...seams, decisionLog } : seams);
+  } catch (error) {
+    await decisionLog?.close();
+    throw error;
+  }
   try {
     server = await startGrpcServer(config.listen, policy, logger, { maxRequestBytes: config.maxRequestBytes });
   } catch (error) {
     await policy.close();
+    await decisionLog?.close();
     throw error;
   }
   let watcher: PolicyWatcher | undefined;
@@ -70,6 +84,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       issuers: policy.current.data.issuers.size,
       revision: policy.current.revision,
       watch: config.watchPolicy,
+      decision_log: decisionLog?.file ?? null,
     },
     `listening on ${config.listen.host}:${server.port}`,
   );
@@ -85,12 +100,14 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       return policy.current.revision;
     },
     reload: (trigger = "request") => policy.reload(trigger),
+    reopenDecisionLog: () => decisionLog?.reopen(),
     nextReload: (filter) => policy.nextReload(filter),
     onReload: (listener) => policy.onReload(listener),
     async close() {
       watcher?.close();
       await server.close();
       await policy.close();
+      await decisionLog?.close();
     },
   };
 }

@@ -301,3 +301,23 @@ describe("parseListen", () => {
     expect(parseListen(value)).toEqual(expected);
   });
 });
+
+describe("parseServiceConfig: log.decisions", () => {
+  it("is off by default", () => {
+    expect(parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292" } }).decisionLogFile).toBeUndefined();
+  });
+
+  it("resolves the decision log file against the config file's folder", () => {
+    const config = parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292" }, log: { decisions: { file: "decisions.jsonl" } } });
+    expect(config.decisionLogFile).toBe(join(dirname(CONFIG_FILE), "decisions.jsonl"));
+  });
+
+  it.each([
+    ["no file", { decisions: {} }],
+    ["an empty file", { decisions: { file: "" } }],
+    ["an unknown key", { decisions: { file: "d.jsonl", rotate: true } }],
+  ])("refuses %s", (_name, log) => {
+    const error = configErrorOf(() => parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292" }, log }));
+    expect(error.problems.join("\n")).toContain("log.decisions");
+  });
+});
