@@ -5,6 +5,9 @@ import { parseArgs } from "node:util";
 import { ConfigError } from "../config/config-error.js";
 import { PACKAGE_ROOT } from "../config/service-config.js";
 import { buildCheckRequest, describeResponse, sendCheck } from "./check.js";
+import { explain } from "./explain.js";
+import { EXPLAIN_EXIT, explainExitCode, formatExplanationJson, formatExplanationText } from "./explain-report.js";
+import { TokenSourceError, findToken } from "./explain-token-source.js";
 import { DEMO, serve } from "./serve.js";
 import { tokenCreate } from "./token-create.js";
 import { validateConfig } from "./validate.js";
@@ -26,6 +29,16 @@ Usage:
   scitokens-authz check --path PATH [--method GET] [--token TOKEN] [--host HOST]
                         [--header NAME:VALUE]... [--route NAME] [--target HOST:PORT]
       Sends one Envoy-shaped CheckRequest and prints the decision (exit 0 allowed, 1 denied).
+  scitokens-authz explain --path PATH [--method GET] [--token TOKEN | --token-file FILE | --no-token]
+                          [--route NAME] [--destination URI] [--host HOST] [--header NAME:VALUE]...
+                          [--config FILE] [--json]
+      Why a request would be allowed or denied, offline: the decision serve would give, the
+      token's claims that matter, and for each scope whether it grants the request and why
+      not. Without --token/--token-file the token is found by WLCG Bearer Token Discovery
+      (BEARER_TOKEN, BEARER_TOKEN_FILE, $XDG_RUNTIME_DIR/bt_u$UID, /tmp/bt_u$UID). Nothing
+      is fetched: the signature is verified only with keys on disk (a jwks_file, or the
+      keys.cache_dir cache), else it is reported NOT verified and the decision assumes it
+      is valid. The token is never printed. Exit 0 allowed, 1 denied, 2 bad input or config.
   scitokens-authz version | help
 `;
 
@@ -115,6 +128,8 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${describeResponse(response)}\n`);
       return response.status?.code === 0 ? 0 : 1;
     }
+    case "explain":
+      return runExplain(rest);
     case "version":
     case "--version": {
       const pkg = JSON.parse(readFileSync(resolve(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
@@ -129,6 +144,60 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+/** `explain`: bad options, an unreadable token file or configuration are bad input (exit 2). */
+async function runExplain(args: string[]): Promise<number> {
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        config: { type: "string" },
+        method: { type: "string", default: "GET" },
+        path: { type: "string" },
+        host: { type: "string", default: "storage.example.org" },
+        route: { type: "string" },
+        destination: { type: "string" },
+        header: { type: "string", multiple: true },
+        token: { type: "string" },
+        "token-file": { type: "string" },
+        "no-token": { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.path === undefined) throw new UsageError("--path is required");
+    const given = [values.token !== undefined, values["token-file"] !== undefined, values["no-token"]].filter(Boolean).length;
+    if (given > 1) throw new UsageError("give at most one of --token, --token-file and --no-token");
+    const headers: Record<string, string> = {};
+    for (const h of values.header ?? []) {
+      const colon = h.indexOf(":");
+      if (colon <= 0) throw new UsageError(`--header: expected NAME:VALUE, got ${JSON.stringify(h)}`);
+      headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+    }
+    const token = await findToken({ token: values.token, tokenFile: values["token-file"], none: values["no-token"] });
+    const explanation = await explain({
+      configFile: values.config,
+      token,
+      request: {
+        method: values.method,
+        path: values.path,
+        host: values.host,
+        route: values.route ?? null,
+        destination: values.destination ?? null,
+        headers,
+      },
+    });
+    process.stdout.write(values.json ? formatExplanationJson(explanation) : formatExplanationText(explanation));
+    return explainExitCode(explanation);
+  } catch (error) {
+    const usage = error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    if (!usage && !(error instanceof TokenSourceError) && !(error instanceof ConfigError)) throw error;
+    const prefix = error instanceof ConfigError ? "configuration error: " : "";
+    process.stderr.write(`scitokens-authz explain: ${prefix}${(error as Error).message}\n${usage ? `\n${USAGE}` : ""}`);
+    return EXPLAIN_EXIT.badInput;
   }
 }
 
