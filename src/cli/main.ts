@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { ConfigError } from "../config/config-error.js";
 import { PACKAGE_ROOT } from "../config/service-config.js";
 import { buildCheckRequest, describeResponse, sendCheck } from "./check.js";
+import { policyCommand } from "./policy-diff.js";
 import { explain } from "./explain.js";
 import { EXPLAIN_EXIT, explainExitCode, formatExplanationJson, formatExplanationText } from "./explain-report.js";
 import { TokenSourceError, findToken } from "./explain-token-source.js";
@@ -39,6 +40,9 @@ Usage:
       is fetched: the signature is verified only with keys on disk (a jwks_file, or the
       keys.cache_dir cache), else it is reported NOT verified and the decision assumes it
       is valid. The token is never printed. Exit 0 allowed, 1 denied, 2 bad input or config.
+  scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE] [--json]
+      Re-evaluates a decision log or decision table under two policies (git revisions or
+      folders) and prints the decisions that change; offline. Exit 0 none, 1 some, 2 bad input.
   scitokens-authz version | help
 `;
 
@@ -130,6 +134,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case "explain":
       return runExplain(rest);
+    case "policy":
+      return policyCommand(rest);
     case "version":
     case "--version": {
       const pkg = JSON.parse(readFileSync(resolve(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
