@@ -32,7 +32,10 @@ export interface TokenSourceOptions {
  */
 export async function findToken(options: TokenSourceOptions): Promise<TokenSource> {
   if (options.none === true) return { token: null, searched: [] };
-  if (options.token !== undefined) return { token: options.token.trim(), origin: "--token", file: null };
+  if (options.token !== undefined) {
+    if (options.token.trim() === "") throw new TokenSourceError("--token: the token is empty");
+    return { token: options.token.trim(), origin: "--token", file: null };
+  }
   if (options.tokenFile !== undefined) return { token: await readNamed(options.tokenFile, "--token-file"), origin: "--token-file", file: options.tokenFile };
   const env = options.env ?? process.env;
   const fromEnv = env["BEARER_TOKEN"];
@@ -55,11 +58,13 @@ export async function findToken(options: TokenSourceOptions): Promise<TokenSourc
 
 async function readNamed(file: string, what: string): Promise<string> {
   try {
-    return (await readFile(file, "utf8")).trim();
+    const token = (await readFile(file, "utf8")).trim();
+    if (token !== "") return token;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? String(error);
     throw new TokenSourceError(`${what}: cannot read the token file ${file} (${code})`);
   }
+  throw new TokenSourceError(`${what}: the token file ${file} is empty`);
 }
 
 async function readIfPresent(file: string): Promise<string | null> {

@@ -196,7 +196,7 @@ export async function explain(options: ExplainOptions): Promise<Explanation> {
     } else {
       explanation.scopes.push(...notEvaluated(token.claims?.scope, state));
     }
-    const why = result.allow ? null : whyDenied(result.reason, { detail, data, route, token, explanation, input: { method: request.method, path: normalized.path } });
+    const why = result.allow ? null : whyDenied(result.reason, { detail, data, route, token, explanation, input: { method: request.method, path: normalized.path, destinationRemote: destination.remote } });
     return {
       ...explanation,
       request: { ...request, normalizedPath },
@@ -306,7 +306,7 @@ interface WhyContext {
   readonly route: RouteSettings;
   readonly token: Explanation["token"];
   readonly explanation: { readonly acceptedAudiences: readonly string[] | null; readonly basePaths: readonly string[] | null; readonly scopes: readonly ScopeVerdict[]; readonly now: number; readonly leewaySeconds: number };
-  readonly input: { readonly method: string; readonly path: string };
+  readonly input: { readonly method: string; readonly path: string; readonly destinationRemote: boolean };
 }
 
 /** A sentence for a denial, from what the service and the data know; null when the reason says it all. */
@@ -329,6 +329,7 @@ function whyDenied(reason: string, c: WhyContext): string | null {
     case "method_unmapped":
       return `${c.input.method} is in no verbs list and no named scope's methods`;
     case "scope_insufficient": {
+      if (c.input.destinationRemote) return "the Destination names another host (a third-party copy), which no scope grants";
       const n = c.explanation.scopes.length;
       return n === 0 ? "the token has no scope" : `none of the token's ${n} scope${n === 1 ? "" : "s"} grants ${c.input.method} ${c.input.path} (below)`;
     }

@@ -170,10 +170,15 @@ async function runExplain(args: string[]): Promise<number> {
         "token-file": { type: "string" },
         "no-token": { type: "boolean", default: false },
         json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
       allowPositionals: false,
     });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
     if (values.path === undefined) throw new UsageError("--path is required");
     const given = [values.token !== undefined, values["token-file"] !== undefined, values["no-token"]].filter(Boolean).length;
     if (given > 1) throw new UsageError("give at most one of --token, --token-file and --no-token");

@@ -177,6 +177,20 @@ describe("explain: the decision serve would give", () => {
       status: 403,
       why: /none of the token's 1 scope grants PUT \/protected\/data\/x/,
     },
+    {
+      name: "a route the data does not define",
+      args: async () => ["--token", await token(), "--route", "nope", "--path", "/protected/data/x"],
+      reason: "route_unknown",
+      status: 500,
+      why: /route "nope" is not defined/,
+    },
+    {
+      name: "a MOVE to another host",
+      args: async () => ["--token", await token({ scopes: ["write:/"] }), "--method", "MOVE", "--path", "/protected/a", "--destination", "https://remote.example.org/b"],
+      reason: "scope_insufficient",
+      status: 403,
+      why: /the Destination names another host/,
+    },
   ])("denies $name: $reason", async ({ args, reason, status, why }) => {
     const { code, json } = await explainJson(["--config", config, ...(await args())]);
     expect(code).toBe(1);
@@ -237,6 +251,7 @@ describe("explain: where the token comes from", () => {
   it.each([
     { name: "a token file that does not exist", args: ["--token-file", "/nonexistent/token", "--path", "/x"], stderr: /--token-file: cannot read the token file \/nonexistent\/token \(ENOENT\)/ },
     { name: "no --path", args: ["--no-token"], stderr: /--path is required/ },
+    { name: "an empty --token", args: ["--token", " ", "--path", "/x"], stderr: /--token: the token is empty/ },
     { name: "a configuration that does not exist", args: ["--no-token", "--path", "/x", "--config", "/nonexistent/service.yaml"], stderr: /configuration error/ },
   ])("exits 2 for $name", async ({ args, stderr }) => {
     const run = await explain(args);
