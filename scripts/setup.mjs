@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Brings a checkout to a runnable state, doing only what is missing or stale:
 //   1. Node packages (npm install) when package-lock.json changed;
-//   2. the pinned OPA CLI in .tools/bin (PATH copy if it is the pinned version, else go install);
+//   2. the pinned OPA CLI and Regal (the Rego linter) in .tools/bin (a PATH copy if it is the
+//      pinned version, else built with Go);
 //   3. ts-proto stubs for Envoy's ext_authz API in src/gen/ (buf generate);
 //   4. the policy: policies/*.rego compiled to build/policy.wasm (opa build -t wasm);
 //   5. TypeScript compiled to dist/ (tsc, incremental).
@@ -16,8 +17,11 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const OPA_VERSION = pkg.config.opaVersion;
 const OPA_MODULE = "github.com/open-policy-agent/opa";
+const REGAL_VERSION = pkg.config.regalVersion;
+const REGAL_MODULE = "github.com/open-policy-agent/regal";
 const toolsBin = join(root, ".tools", "bin");
 const opaPath = join(toolsBin, "opa");
+const regalPath = join(toolsBin, "regal");
 const quiet = process.argv.includes("--quiet");
 
 function say(message) {
@@ -66,10 +70,11 @@ function installPackages() {
   writeFileSync(stamp, want);
 }
 
-function opaVersionOf(binary) {
+/** The version a Go tool reports on its `Version:` line (`opa version`, `regal version`). */
+function versionOf(binary) {
   try {
     const out = execFileSync(binary, ["version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    return /^Version:\s*(\S+)/m.exec(out)?.[1] ?? null;
+    return /^Version:\s*v?(\S+)/m.exec(out)?.[1] ?? null;
   } catch {
     return null;
   }
@@ -84,30 +89,68 @@ function findOnPath(name) {
   return null;
 }
 
-function installOpa() {
-  if (opaVersionOf(opaPath) === OPA_VERSION) return;
+const goEnv = () => ({ ...process.env, GOBIN: toolsBin, GOFLAGS: "-mod=mod", CGO_ENABLED: "0" });
+
+/**
+ * Puts the pinned version of a Go tool at .tools/bin/NAME: nothing to do when it is there,
+ * a link to a PATH copy of that version, else `build(go)`. Without Go, `fail(why)`.
+ */
+function installGoTool({ name, version, module, why, build }) {
+  const target = join(toolsBin, name);
+  if (versionOf(target) === version) return;
   mkdirSync(toolsBin, { recursive: true });
-  rmSync(opaPath, { force: true });
-  const onPath = findOnPath("opa");
-  if (onPath && opaVersionOf(onPath) === OPA_VERSION) {
-    say(`using the OPA CLI ${OPA_VERSION} found at ${onPath}`);
-    symlinkSync(onPath, opaPath);
+  rmSync(target, { force: true });
+  const onPath = findOnPath(name);
+  if (onPath && versionOf(onPath) === version) {
+    say(`using ${name} ${version} found at ${onPath}`);
+    symlinkSync(onPath, target);
     return;
   }
   const go = findOnPath("go");
   if (!go) {
     fail(
-      `the OPA CLI ${OPA_VERSION} is needed to compile policies/ to WebAssembly. ` +
-        `Put opa ${OPA_VERSION} on PATH, or install Go (>= 1.24) so that setup can run ` +
-        `'go install ${OPA_MODULE}@v${OPA_VERSION}' into .tools/bin.`,
+      `${name} ${version} is needed ${why}. Put ${name} ${version} on PATH, or install Go (>= 1.25) ` +
+        `so that setup can build ${module}@v${version} into .tools/bin.`,
     );
   }
-  say(`installing the OPA CLI ${OPA_VERSION} with go install (once; takes a minute or two)`);
-  run(go, ["install", `${OPA_MODULE}@v${OPA_VERSION}`], {
-    env: { ...process.env, GOBIN: toolsBin, GOFLAGS: "-mod=mod", CGO_ENABLED: "0" },
+  say(`installing ${name} ${version} with Go (once; takes a minute or two)`);
+  build(go);
+  const got = versionOf(target);
+  if (got !== version) fail(`Go produced ${target} reporting version ${got ?? "nothing"}, expected ${version}`);
+}
+
+function installOpa() {
+  installGoTool({
+    name: "opa",
+    version: OPA_VERSION,
+    module: OPA_MODULE,
+    why: "to test policies/ and compile it to WebAssembly",
+    build: (go) => run(go, ["install", `${OPA_MODULE}@v${OPA_VERSION}`], { env: goEnv() }),
   });
-  const got = opaVersionOf(opaPath);
-  if (got !== OPA_VERSION) fail(`go install produced ${opaPath} reporting version ${got ?? "nothing"}, expected ${OPA_VERSION}`);
+}
+
+function installRegal() {
+  installGoTool({
+    name: "regal",
+    version: REGAL_VERSION,
+    module: REGAL_MODULE,
+    why: "to lint policies/ (npm test)",
+    build: (go) => {
+      // `go install regal@vX` asks the module proxy for Regal's version list (to warn of a
+      // deprecation) and the proxy here refuses that list, so build the pinned version from a
+      // throwaway module that requires it. Tag and -X flags as Regal's own release builds.
+      const dir = join(root, ".tools", "regal-build");
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, "go.mod"), `module scitokens-authz/tools\n\ngo 1.25\n\nrequire ${REGAL_MODULE} v${REGAL_VERSION}\n`);
+      const ldflags = `-s -w -X ${REGAL_MODULE}/pkg/version.Version=${REGAL_VERSION}`;
+      run(go, ["build", "-tags", "regal_standalone", "-ldflags", ldflags, "-o", regalPath, REGAL_MODULE], {
+        cwd: dir,
+        env: goEnv(),
+      });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  });
 }
 
 function generateProtos() {
@@ -200,6 +243,7 @@ function compileTypeScript() {
 checkNode();
 installPackages();
 installOpa();
+installRegal();
 generateProtos();
 buildPolicy();
 compileTypeScript();

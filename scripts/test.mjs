@@ -2,16 +2,21 @@
 // The whole test suite (run after scripts/setup.mjs by `npm test`, and so by .ci/run):
 //   1. Debian packages the tests use (scitokens-cpp's scitokens-create, libscitokens-dev and
 //      gcc for the differential harness), installed if missing;
-//   2. `opa test` over policies/ (the Rego unit tests);
+//   2. the Rego gates, one line each: `opa fmt` (nothing to reformat), `opa check --strict`,
+//      `opa test` (the Rego unit tests), their line coverage of the policy files (at least
+//      REGO_COVERAGE_MIN percent), and `regal lint` (configured in .regal/config.yaml);
 //   3. the TypeScript type check of src/ and test/;
 //   4. a short coverage-guided fuzz of the bearer, path and scope parsers (scripts/fuzz.mjs);
 //   5. vitest: unit and integration tests against real servers on loopback.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const tools = join(root, ".tools", "bin");
+/** The least line coverage (percent) of the policy files by the Rego tests. */
+const REGO_COVERAGE_MIN = 90;
 
 function run(label, command, args, options = {}) {
   process.stderr.write(`\n== ${label}\n`);
@@ -25,6 +30,9 @@ function run(label, command, args, options = {}) {
     process.exit(result.status ?? 1);
   }
 }
+
+/** `part` of `whole` as a percentage with two decimals. */
+const percent = (part, whole) => `${whole === 0 ? "0.00" : ((100 * part) / whole).toFixed(2)}%`;
 
 function onPath(name) {
   return spawnSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" }).status === 0;
@@ -60,9 +68,91 @@ ensureDebianPackage("scitokens-create", "scitokens-cpp");
 ensureDebianPackage("/usr/include/scitokens/scitokens.h", "libscitokens-dev"); // test/differential's C harness
 ensureDebianPackage("gcc", "gcc"); // compiles that harness
 
+/** Runs a tool with its output captured; the seconds it took come back with it. */
+function capture(command, args) {
+  const started = performance.now();
+  const result = spawnSync(command, args, { cwd: root, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  if (result.error) {
+    process.stderr.write(`test: ${command} could not start: ${result.error.message} (run \`npm run setup\`)\n`);
+    process.exit(1);
+  }
+  return { ...result, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * One gate: `check()` runs its tool and says what it found. Prints one line (ok or FAIL, what
+ * was checked, seconds); a failing gate then prints its details and stops the suite.
+ */
+function gate(label, check) {
+  const { ok, summary, details = "", seconds } = check();
+  process.stderr.write(`${ok ? "ok  " : "FAIL"} ${label}: ${summary} (${seconds.toFixed(1)} s)\n`);
+  if (ok) return;
+  if (details) process.stderr.write(`${details.trimEnd()}\n`);
+  process.stderr.write(`test: ${label} failed\n`);
+  process.exit(1);
+}
+
+const opa = join(tools, "opa");
 const policies = join(root, "policies");
-const rego = readdirSync(policies).filter((f) => f.endsWith(".rego")).map((f) => join("policies", f));
-run("opa test (policies/*.rego)", join(root, ".tools", "bin", "opa"), ["test", ...rego]);
+// The Rego files only: demo.yaml is data for the demo, not for the tests.
+const rego = readdirSync(policies)
+  .filter((f) => f.endsWith(".rego"))
+  .sort()
+  .map((f) => join("policies", f));
+const isTest = (file) => file.endsWith("_test.rego");
+
+process.stderr.write("\n== Rego gates (policies/)\n");
+gate("opa fmt", () => {
+  const r = capture(opa, ["fmt", "--list", "--fail", "policies/"]);
+  const unformatted = r.stdout.split("\n").filter(Boolean);
+  if (r.status === 0) return { ok: true, summary: `${rego.length} files formatted`, seconds: r.seconds };
+  return {
+    ok: false,
+    summary: unformatted.length > 0 ? `${unformatted.join(", ")} not formatted (.tools/bin/opa fmt -w policies/ fixes it)` : `exit ${r.status}`,
+    details: r.stderr,
+    seconds: r.seconds,
+  };
+});
+gate("opa check --strict", () => {
+  const r = capture(opa, ["check", "--strict", "policies/"]);
+  return r.status === 0
+    ? { ok: true, summary: "no errors", seconds: r.seconds }
+    : { ok: false, summary: `exit ${r.status}`, details: r.stdout + r.stderr, seconds: r.seconds };
+});
+gate("opa test", () => {
+  const r = capture(opa, ["test", ...rego]);
+  const counts = /^PASS:\s*(\d+)\/(\d+)/m.exec(r.stdout);
+  return r.status === 0
+    ? { ok: true, summary: counts ? `${counts[1]}/${counts[2]} tests passed` : "passed", seconds: r.seconds }
+    : { ok: false, summary: `exit ${r.status}`, details: r.stdout + r.stderr, seconds: r.seconds };
+});
+gate("rego coverage", () => {
+  const r = capture(opa, ["test", "--coverage", ...rego]);
+  if (r.status !== 0) return { ok: false, summary: `opa test --coverage exit ${r.status}`, details: r.stderr, seconds: r.seconds };
+  const report = JSON.parse(r.stdout);
+  let covered = 0;
+  let total = 0;
+  const perFile = [];
+  const uncovered = [];
+  for (const file of rego.filter((f) => !isTest(f))) {
+    // A policy file that no test evaluates is absent from the report: all its lines count as uncovered.
+    const entry = report.files?.[file] ?? { covered_lines: 0, not_covered_lines: 1, not_covered: [] };
+    const lines = entry.covered_lines + entry.not_covered_lines;
+    covered += entry.covered_lines;
+    total += lines;
+    perFile.push(`${relative("policies", file)} ${percent(entry.covered_lines, lines)} (${entry.covered_lines}/${lines} lines)`);
+    const rows = [...new Set((entry.not_covered ?? []).map((range) => range.start.row))];
+    if (rows.length > 0) uncovered.push(`  ${file}: lines not covered: ${rows.join(", ")}`);
+  }
+  const ok = total > 0 && (100 * covered) / total >= REGO_COVERAGE_MIN;
+  return {
+    ok,
+    summary: `${perFile.join(", ")}; total ${percent(covered, total)} (minimum ${REGO_COVERAGE_MIN}%)`,
+    details: uncovered.join("\n"),
+    seconds: r.seconds,
+  };
+});
+
 run("type check (src/ and test/)", join(root, "node_modules", ".bin", "tsc"), ["-p", "test/tsconfig.json"]);
 // Bounded (about 25 s), seeded; scripts/fuzz.mjs runs it longer.
 run("fuzz (bearer, path and scope parsers)", process.execPath, [join(root, "scripts", "fuzz.mjs"), "--quick"]);
