@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BUILT_POLICY_FILE } from "../../src/config/service-config.js";
 import { writeCachedJwks } from "../../src/token/keys/disk-cache.js";
-import { CLI } from "../helpers/cli-process.js";
+import { CLI, type ServedProcess, killAllServed, spawnServe } from "../helpers/cli-process.js";
 import { type TestKey, jwksOf, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { type MintOverrides, mint } from "../helpers/tokens.js";
@@ -112,6 +112,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  killAllServed();
   await issuer?.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -287,5 +288,61 @@ describe("explain: the signature, offline", () => {
 
   it("made no request to the loopback issuer in any of these runs", () => {
     expect(issuer.requests).toEqual([]);
+  });
+});
+
+describe("explain agrees with serve", () => {
+  let served: ServedProcess | undefined;
+  let target: string;
+  let agreeConfig: string;
+
+  beforeAll(async () => {
+    // Only the jwks_file issuer, so that serve fetches nothing either.
+    const data = {
+      audiences: ["https://storage.example.org"],
+      issuers: [{ issuer: FILE_ISSUER, base_path: "/files", jwks_file: "file.jwks.json", restricted_path: ["/public", "/shared"] }],
+      named_scopes: { "demo.list": { methods: ["GET"], paths: ["/files/public/catalog"] } },
+    };
+    await writeFile(join(dir, "files-only.yaml"), JSON.stringify(data));
+    agreeConfig = join(dir, "agree.yaml");
+    await writeFile(agreeConfig, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "files-only.yaml", bundle: BUILT_POLICY_FILE, watch: false } }));
+    served = spawnServe(["--config", agreeConfig]);
+    const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
+    target = `127.0.0.1:${port}`;
+  }, 30_000);
+
+  afterAll(async () => {
+    await served?.stop();
+  });
+
+  const fileToken = async (overrides: MintOverrides = {}, signer: TestKey = fileKey): Promise<string> => {
+    const t = await mint(signer, FILE_ISSUER, overrides);
+    tokensSeen.push(t);
+    return t;
+  };
+
+  it.each<{ name: string; token: () => Promise<string | null>; method: string; path: string }>([
+    { name: "a read under a restricted path", token: () => fileToken({ scopes: ["read:/public"] }), method: "GET", path: "/files/public/a" },
+    { name: "a read outside the restricted paths", token: () => fileToken({ scopes: ["read:/"] }), method: "GET", path: "/files/private/a" },
+    { name: "a write with a read scope", token: () => fileToken({ scopes: ["read:/"] }), method: "PUT", path: "/files/public/a" },
+    { name: "a named scope", token: () => fileToken({ scopes: ["demo.list"] }), method: "GET", path: "/files/public/catalog/x" },
+    { name: "an expired token", token: () => fileToken({ now: new Date(Date.now() - 7200_000) }), method: "GET", path: "/files/public/a" },
+    { name: "a forged signature", token: () => fileToken({}, otherKey), method: "GET", path: "/files/public/a" },
+    { name: "another audience", token: () => fileToken({ audience: "https://elsewhere.example.org" }), method: "GET", path: "/files/public/a" },
+    { name: "no token", token: async () => null, method: "GET", path: "/files/public/a" },
+    { name: "an unmapped method", token: () => fileToken(), method: "FROB", path: "/files/public/a" },
+  ])("$name", async ({ token: make, method, path }) => {
+    const t = await make();
+    const tokenArgs = t === null ? [] : ["--token", t];
+    const check = await execFileAsync(process.execPath, [CLI, "check", "--target", target, ...tokenArgs, "--method", method, "--path", path]).then(
+      ({ stdout }) => ({ code: 0, stdout }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+    );
+    const servedReason = /reason=(\w+)/.exec(check.stdout)?.[1];
+    const { code, json } = await explainJson(["--config", agreeConfig, ...(t === null ? ["--no-token"] : tokenArgs), "--method", method, "--path", path]);
+    expect(servedReason).toBeDefined();
+    expect(json.reason).toBe(servedReason);
+    expect(code).toBe(check.code);
+    if (t !== null) expect(json.token.signature.status).not.toBe("not_verified");
   });
 });
