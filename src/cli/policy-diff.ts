@@ -200,6 +200,10 @@ const POLICY_USAGE = "usage: scitokens-authz policy diff --base REV|DIR --head R
 export async function policyCommand(args: readonly string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   try {
     const [sub, ...rest] = args;
+    if (sub === "diff" && (rest.includes("--help") || rest.includes("-h"))) {
+      out.write(`${POLICY_USAGE}\n`);
+      return DIFF_EXIT.unchanged;
+    }
     if (sub !== "diff") throw new DiffInputError(`unknown policy subcommand ${JSON.stringify(sub ?? "")}: expected "policy diff"`);
     const { values } = parseArgs({
       args: rest,

@@ -2,6 +2,10 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashJti } from "../../src/observability/decision-log.js";
+import { decide } from "../../src/cli/policy-diff.js";
+import { loadPolicySide } from "../../src/cli/policy-side.js";
+import { readReplayRequests } from "../../src/cli/replay-requests.js";
+import { PACKAGE_ROOT } from "../../src/config/service-config.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { type TestService, reasonOf, startTestService } from "../helpers/service.js";
@@ -88,6 +92,15 @@ describe("decision log", () => {
     for (const secret of [token, forged, ...token.split("."), ...forged.split("."), JTI]) expect(text).not.toContain(secret);
     expect(text).not.toContain('"claims"');
     expect(text).not.toContain('"exp"');
+  });
+});
+
+describe("decision log replayed (policy diff)", () => {
+  it("re-evaluates every line to the decision the service logged", async () => {
+    const { cases, notReplayable } = await readReplayRequests(logFile);
+    expect([cases.length, notReplayable]).toEqual([4, 0]);
+    const side = await loadPolicySide(join(PACKAGE_ROOT, "policies"), join(svc.dir, "data.yaml"), join(svc.dir, "replay"));
+    expect(cases.map((c) => decide(side, c))).toEqual(lines.map((l) => ({ decision: l["decision"], reason: l["reason"], status: l["status"] })));
   });
 });
 
