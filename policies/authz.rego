@@ -9,7 +9,11 @@ package scitokens.authz
 
 # --- Decision ----------------------------------------------------------------
 
-# Deny by default: reached only when the input has no token state the policy knows.
+# METADATA
+# description: |
+#   The decision for one Check (policies/README.md, "Decision"). Deny by default:
+#   reached only when the input has no token state the policy knows.
+# entrypoint: true
 default decision := {"allow": false, "reason": "token_missing", "scope": null, "create_only": false}
 
 decision := _without_token if input.token.state == "absent"
@@ -164,9 +168,7 @@ _issuer := data.issuers[input.token.iss]
 # absent) in the route falls back to the issuer's or the top-level value.
 default _route := {}
 
-_route := r if {
-	r := data.routes[input.route]
-}
+_route := data.routes[input.route]
 
 _route_override(key) := v if {
 	v := object.get(_route, key, null)
@@ -181,11 +183,11 @@ _base_paths := b if {
 	b := _route_override("base_path")
 } else := _issuer.base_path
 
+default _named_scopes := {}
+
 _named_scopes := n if {
 	n := _route_override("named_scopes")
-} else := n if {
-	n := data.named_scopes
-} else := {}
+} else := data.named_scopes
 
 _method := input.attributes.request.http.method
 
@@ -214,23 +216,21 @@ _any_audiences := {"ANY", "https://wlcg.cern.ch/jwt/v1/any"}
 # Profiles in which `aud` is optional; SciTokens 2 and WLCG 1 require it.
 _aud_optional_profiles := {"scitokens:1"}
 
+default _accepted_audiences := []
+
 _accepted_audiences := a if {
 	a := _route_override("audiences")
 } else := a if {
 	a := object.get(_issuer, "audiences", null)
 	a != null
-} else := a if {
-	a := data.audiences
-} else := []
+} else := data.audiences
 
 _token_aud := object.get(input.token, "aud", null)
 
-_token_aud_values := [a] if {
-	a := _token_aud
-	is_string(a)
-} else := a if {
-	a := _token_aud
-	is_array(a)
+_token_aud_values := [_token_aud] if {
+	is_string(_token_aud)
+} else := _token_aud if {
+	is_array(_token_aud)
 }
 
 _audience_ok if {
@@ -246,15 +246,15 @@ _audience_ok if {
 }
 
 _audience_ok if {
+	"ANY" in _accepted_audiences
 	some a in _token_aud_values
 	a in _any_audiences
-	"ANY" in _accepted_audiences
 }
 
 # --- §7 Path matching ------------------------------------------------------
 
 # covers(P, R): P is R or an ancestor of R, on whole path components.
-_covers(prefix, _) if prefix == "/"
+_covers("/", _)
 
 _covers(prefix, p) if p == prefix
 
@@ -328,22 +328,19 @@ _named_path_ok(prefixes, p) if {
 	_covers(prefix, p)
 }
 
-_scope_grants(scope) if {
-	not _needs_destination
-	_grants_path(scope, _request_path)
-}
-
-_scope_grants(scope) if {
-	_needs_destination
-	_valid_path(input.destination)
-	_grants_path(scope, _request_path)
-	_grants_path(scope, input.destination)
-}
-
 # Indexes (token order) of the scopes that grant this request.
 _granting contains i if {
+	not _needs_destination
 	some i, scope in input.token.scopes
-	_scope_grants(scope)
+	_grants_path(scope, _request_path)
+}
+
+_granting contains i if {
+	_needs_destination
+	_valid_path(input.destination)
+	some i, scope in input.token.scopes
+	_grants_path(scope, _request_path)
+	_grants_path(scope, input.destination)
 }
 
 _first_granting := input.token.scopes[min(_granting)]
@@ -398,13 +395,15 @@ _identity_value("jti") := v if {
 	is_string(v)
 }
 
-_identity_set := {_identity_name(s): _identity_value(s) | some s in _identity_suffixes}
+_identity_set[_identity_name(s)] := _identity_value(s) if some s in _identity_suffixes
 
 # Only storage.create grants an upload: it must not overwrite (If-None-Match: *).
+default _upload_headers := {}
+
 _upload_headers := {"if-none-match": "*"} if {
 	grant.create_only == true
 	_method == "PUT"
-} else := {}
+}
 
 _identity_headers := object.union(_identity_set, _upload_headers)
 
@@ -422,6 +421,8 @@ _always_removed := array.concat(
 	_authorization_removed,
 )
 
+default _authorization_removed := []
+
 _authorization_removed := ["authorization"] if {
 	_setting("remove_authorization") == true
-} else := []
+}

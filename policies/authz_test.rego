@@ -148,7 +148,10 @@ test_issuer_untrusted_wins_over_every_later_check if {
 # --- 2. Audience -----------------------------------------------------------
 
 test_audience_exact_match_in_array if {
-	inp := _req_tok("GET", "/protected/a", [_scope("read", "/")], {"aud": ["https://other.example", "https://storage.example.org"]})
+	inp := _req_tok(
+		"GET", "/protected/a", [_scope("read", "/")],
+		{"aud": ["https://other.example", "https://storage.example.org"]},
+	)
 	_decide(inp) == _allowed("read:/", false)
 }
 
@@ -163,7 +166,10 @@ test_audience_other_value_mismatch if {
 }
 
 test_audience_is_case_and_slash_sensitive if {
-	inp := _req_tok("GET", "/protected/a", [_scope("read", "/")], {"aud": ["https://storage.example.org/", "https://STORAGE.example.org"]})
+	inp := _req_tok(
+		"GET", "/protected/a", [_scope("read", "/")],
+		{"aud": ["https://storage.example.org/", "https://STORAGE.example.org"]},
+	)
 	_decide(inp) == _denied("audience_mismatch")
 }
 
@@ -178,7 +184,10 @@ test_audience_scitokens_any_accepted_when_policy_lists_any if {
 }
 
 test_audience_wlcg_any_accepted_when_policy_lists_any if {
-	inp := _req_tok("GET", "/protected/a", [_scope("read", "/")], {"aud": ["https://wlcg.cern.ch/jwt/v1/any"], "profile": "wlcg:1"})
+	inp := _req_tok(
+		"GET", "/protected/a", [_scope("read", "/")],
+		{"aud": ["https://wlcg.cern.ch/jwt/v1/any"], "profile": "wlcg:1"},
+	)
 	_decide(inp) == _allowed("read:/", false)
 }
 
@@ -218,7 +227,10 @@ test_audience_null_wlcg1_always_mismatch if {
 }
 
 test_audience_null_scitokens1_ok_when_accepted_empty if {
-	inp := _req_tok("GET", "/", [_scope("read", "/")], {"iss": "https://no-aud.example", "aud": null, "profile": "scitokens:1"})
+	inp := _req_tok(
+		"GET", "/", [_scope("read", "/")],
+		{"iss": "https://no-aud.example", "aud": null, "profile": "scitokens:1"},
+	)
 	_decide(inp) == _allowed("read:/", false)
 }
 
@@ -240,14 +252,23 @@ test_audience_null_unknown_profile_mismatch if {
 }
 
 test_audience_present_but_accepted_empty_mismatch if {
-	inp := _req_tok("GET", "/", [_scope("read", "/")], {"iss": "https://no-aud.example", "aud": ["https://storage.example.org"]})
+	inp := _req_tok(
+		"GET", "/", [_scope("read", "/")],
+		{"iss": "https://no-aud.example", "aud": ["https://storage.example.org"]},
+	)
 	_decide(inp) == _denied("audience_mismatch")
 }
 
 test_audience_global_empty_accepts_only_missing_aud if {
-	ok := _req_tok("GET", "/", [_scope("read", "/")], {"iss": "https://root.example", "aud": null, "profile": "scitokens:1"})
+	ok := _req_tok(
+		"GET", "/", [_scope("read", "/")],
+		{"iss": "https://root.example", "aud": null, "profile": "scitokens:1"},
+	)
 	_decide_with(ok, [], _issuers, _verbs, _named) == _allowed("read:/", false)
-	bad := _req_tok("GET", "/", [_scope("read", "/")], {"iss": "https://root.example", "aud": ["ANY"], "profile": "scitokens:1"})
+	bad := _req_tok(
+		"GET", "/", [_scope("read", "/")],
+		{"iss": "https://root.example", "aud": ["ANY"], "profile": "scitokens:1"},
+	)
 	_decide_with(bad, [], _issuers, _verbs, _named) == _denied("audience_mismatch")
 }
 
@@ -257,7 +278,10 @@ test_audience_issuer_override_accepts_its_own if {
 }
 
 test_audience_issuer_override_replaces_global_list if {
-	inp := _req_tok("GET", "/x", [_scope("read", "/")], {"iss": "https://own-aud.example", "aud": ["https://storage.example.org"]})
+	inp := _req_tok(
+		"GET", "/x", [_scope("read", "/")],
+		{"iss": "https://own-aud.example", "aud": ["https://storage.example.org"]},
+	)
 	_decide(inp) == _denied("audience_mismatch")
 }
 
@@ -374,7 +398,8 @@ test_grant_no_scopes_insufficient if {
 }
 
 test_grant_unknown_authz_ignored if {
-	_decide(_req("GET", "/protected/a", [_scope("Read", "/"), _scope("storage.readX", "/"), _scope("compute.read", null)])) == _denied("scope_insufficient")
+	scopes := [_scope("Read", "/"), _scope("storage.readX", "/"), _scope("compute.read", null)]
+	_decide(_req("GET", "/protected/a", scopes)) == _denied("scope_insufficient")
 }
 
 test_grant_unknown_authz_ignored_next_to_a_granting_scope if {
@@ -485,7 +510,8 @@ test_named_scope_unmapped_name_ignored if {
 }
 
 test_named_scope_empty_named_scopes if {
-	_decide_with(_req("GET", "/protected/a", [_scope("gracedb.read", null)]), _audiences, _issuers, _verbs, {}) == _denied("scope_insufficient")
+	inp := _req("GET", "/protected/a", [_scope("gracedb.read", null)])
+	_decide_with(inp, _audiences, _issuers, _verbs, {}) == _denied("scope_insufficient")
 }
 
 test_named_scope_only_method_mapped_by_named_scope if {
@@ -551,8 +577,10 @@ test_destination_ignored_for_other_methods if {
 test_named_scope_move_destination_must_be_under_its_prefix if {
 	named := object.union(_named, {"dq.admin": {"methods": ["MOVE"], "paths": ["/dq"]}})
 	ok := _req_tok("MOVE", "/dq/a", [_scope("dq.admin", null)], {"iss": "https://root.example"})
-	_decide_with(object.union(ok, {"destination": "/dq/b"}), _audiences, _issuers, _verbs, named) == _allowed("dq.admin", false)
-	_decide_with(object.union(ok, {"destination": "/other"}), _audiences, _issuers, _verbs, named) == _denied("scope_insufficient")
+	inside := object.union(ok, {"destination": "/dq/b"})
+	_decide_with(inside, _audiences, _issuers, _verbs, named) == _allowed("dq.admin", false)
+	outside := object.union(ok, {"destination": "/other"})
+	_decide_with(outside, _audiences, _issuers, _verbs, named) == _denied("scope_insufficient")
 }
 
 test_named_scope_null_paths_move_destination_stays_in_base if {
@@ -607,7 +635,7 @@ test_decision_denies_with_empty_data if {
 
 test_decision_has_exactly_the_contract_keys if {
 	d := _decide(_req("GET", "/protected/a", [_scope("read", "/")]))
-	{k | some k, _ in d} == {"allow", "reason", "scope", "create_only"}
+	object.keys(d) == {"allow", "reason", "scope", "create_only"}
 }
 
 # --- Route sections (context_extensions.route) -----------------------------
@@ -643,12 +671,14 @@ test_route_named_scope_with_route_audience_and_base if {
 }
 
 test_route_issuer_not_allowed_on_route if {
-	inp := _on_route(_req_tok("GET", "/dq/segments", [_scope("dqsegdb.read", null)], {"aud": ["https://segments.ligo.org"]}), "dqsegdb")
+	tok := _req_tok("GET", "/dq/segments", [_scope("dqsegdb.read", null)], {"aud": ["https://segments.ligo.org"]})
+	inp := _on_route(tok, "dqsegdb")
 	_decide_routes(inp).reason == "issuer_untrusted"
 }
 
 test_route_audience_overrides_global if {
-	inp := _on_route(_req_tok("GET", "/dq/segments", [_scope("dqsegdb.read", null)], {"iss": "https://root.example"}), "dqsegdb")
+	tok := _req_tok("GET", "/dq/segments", [_scope("dqsegdb.read", null)], {"iss": "https://root.example"})
+	inp := _on_route(tok, "dqsegdb")
 	_decide_routes(inp).reason == "audience_mismatch"
 }
 

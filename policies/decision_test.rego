@@ -26,7 +26,10 @@ _data := {
 	"named_scopes": {},
 	"routes": {"open": object.union(
 		{"issuers": null, "audiences": null, "base_path": null, "named_scopes": null},
-		object.union(_settings, {"on_missing": "passthrough", "on_invalid": "passthrough", "header_prefix": "x-open-", "remove_authorization": true}),
+		object.union(_settings, {
+			"on_missing": "passthrough", "on_invalid": "passthrough",
+			"header_prefix": "x-open-", "remove_authorization": true,
+		}),
 	)},
 	"settings": _settings,
 }
@@ -70,7 +73,10 @@ _decide_settings(inp, settings) := d if {
 
 _identity := ["x-scitokens-subject", "x-scitokens-issuer", "x-scitokens-scope", "x-scitokens-groups", "x-scitokens-jti"]
 
-_underscored := ["x_scitokens_subject", "x_scitokens_issuer", "x_scitokens_scope", "x_scitokens_groups", "x_scitokens_jti"]
+_underscored := [
+	"x_scitokens_subject", "x_scitokens_issuer", "x_scitokens_scope",
+	"x_scitokens_groups", "x_scitokens_jti",
+]
 
 # --- No token ------------------------------------------------------------------
 
@@ -83,7 +89,10 @@ test_absent_token_is_token_missing if {
 test_absent_cors_preflight_passes_through if {
 	inp := object.union(
 		_input("OPTIONS", "/protected/x", {"state": "absent"}),
-		{"attributes": {"request": {"http": {"headers": {"origin": "https://app.example", "access-control-request-method": "PUT"}}}}},
+		{"attributes": {"request": {"http": {"headers": {
+			"origin": "https://app.example",
+			"access-control-request-method": "PUT",
+		}}}}},
 	)
 	d := _decide(inp)
 	d.reason == "passthrough"
@@ -177,7 +186,8 @@ test_another_audience_passes_through_with_on_invalid if {
 }
 
 test_create_only_put_gets_if_none_match if {
-	token := object.union(_verified("/", {}), {"scopes": [{"authz": "storage.create", "path": "/up", "raw": "storage.create:/up"}]})
+	create := {"authz": "storage.create", "path": "/up", "raw": "storage.create:/up"}
+	token := object.union(_verified("/", {}), {"scopes": [create]})
 	_decide(_input("PUT", "/protected/up/f", token)).headers["if-none-match"] == "*"
 	not _decide(_input("MKCOL", "/protected/up/d", token)).headers["if-none-match"]
 }
@@ -203,13 +213,15 @@ test_site_allow_passes_a_request_without_token if {
 }
 
 test_site_deny_comes_before_the_grant if {
-	d := _decide(_input("GET", "/protected/data/f", _verified("/data", {}))) with data.scitokens.site.deny as {"zz_later", "group_required"}
+	denials := {"zz_later", "group_required"}
+	d := _decide(_input("GET", "/protected/data/f", _verified("/data", {}))) with data.scitokens.site.deny as denials
 	d.allow == false
 	d.reason == "group_required"
 }
 
 test_site_deny_does_not_apply_without_token if {
-	d := _decide(_input("GET", "/protected/data/f", {"state": "absent"})) with data.scitokens.site.deny as {"group_required"}
+	denials := {"group_required"}
+	d := _decide(_input("GET", "/protected/data/f", {"state": "absent"})) with data.scitokens.site.deny as denials
 	d.reason == "token_missing"
 }
 

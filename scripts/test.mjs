@@ -101,6 +101,14 @@ const rego = readdirSync(policies)
   .map((f) => join("policies", f));
 const isTest = (file) => file.endsWith("_test.rego");
 
+/** What `opa fmt` would change in a file, as a unified diff (`opa fmt --diff` prints the whole file). */
+function fmtDiff(file) {
+  const formatted = capture(opa, ["fmt", file]).stdout;
+  const labels = ["--label", file, "--label", `${file} (opa fmt)`];
+  const diff = spawnSync("diff", ["-u", ...labels, file, "-"], { cwd: root, input: formatted, encoding: "utf8" });
+  return diff.stdout ?? "";
+}
+
 process.stderr.write("\n== Rego gates (policies/)\n");
 gate("opa fmt", () => {
   const r = capture(opa, ["fmt", "--list", "--fail", "policies/"]);
@@ -109,7 +117,7 @@ gate("opa fmt", () => {
   return {
     ok: false,
     summary: unformatted.length > 0 ? `${unformatted.join(", ")} not formatted (.tools/bin/opa fmt -w policies/ fixes it)` : `exit ${r.status}`,
-    details: r.stderr,
+    details: unformatted.map(fmtDiff).join(""),
     seconds: r.seconds,
   };
 });
@@ -149,6 +157,23 @@ gate("rego coverage", () => {
     ok,
     summary: `${perFile.join(", ")}; total ${percent(covered, total)} (minimum ${REGO_COVERAGE_MIN}%)`,
     details: uncovered.join("\n"),
+    seconds: r.seconds,
+  };
+});
+gate("regal lint", () => {
+  const r = capture(join(tools, "regal"), ["lint", "--format", "json", "policies/"]);
+  let report;
+  try {
+    report = JSON.parse(r.stdout);
+  } catch {
+    return { ok: false, summary: `exit ${r.status}, no report`, details: r.stdout + r.stderr, seconds: r.seconds };
+  }
+  const violations = report.violations ?? [];
+  const where = (v) => `${v.location?.file ?? ""}:${v.location?.row ?? 0}:${v.location?.col ?? 0}`;
+  return {
+    ok: r.status === 0 && violations.length === 0,
+    summary: `${report.summary?.files_scanned ?? "?"} files, ${violations.length} violations (rules: .regal/config.yaml)`,
+    details: violations.map((v) => `  ${where(v)} ${v.category}/${v.title}: ${v.description}`).join("\n") + `\n${r.stderr}`,
     seconds: r.seconds,
   };
 });
