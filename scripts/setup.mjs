@@ -144,7 +144,7 @@ function installRegal() {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, "go.mod"), `module scitokens-authz/tools\n\ngo 1.25\n\nrequire ${REGAL_MODULE} v${REGAL_VERSION}\n`);
       const ldflags = `-s -w -X ${REGAL_MODULE}/pkg/version.Version=${REGAL_VERSION}`;
-      run(go, ["build", "-tags", "regal_standalone", "-ldflags", ldflags, "-o", regalPath, REGAL_MODULE], {
+      run(go, ["build", "-buildvcs=false", "-tags", "regal_standalone", "-ldflags", ldflags, "-o", regalPath, REGAL_MODULE], {
         cwd: dir,
         env: goEnv(),
       });
