@@ -43,6 +43,10 @@ Usage:
   scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE] [--json]
       Re-evaluates a decision log or decision table under two policies (git revisions or
       folders) and prints the decisions that change; offline. Exit 0 none, 1 some, 2 bad input.
+  scitokens-authz policy test [DIR] [--data FILE] [--tables GLOB|FILE]... [--json]
+      Runs decision tables (default DIR/*.tests.yaml) against the policy in DIR (default
+      policies/) with its data (--data, else DIR/data.yaml, else DIR/demo.yaml); offline.
+      Prints each failing case and "N passed, M failed". Exit 0 all pass, 1 some fail, 2 bad input.
   scitokens-authz version | help
 `;
 

@@ -7,6 +7,7 @@ import { type PolicyToken, buildPolicyInput } from "../envoy/policy-input.js";
 import { PolicyFault } from "../policy/engine.js";
 import { type DenyReason, isReasonCode } from "../reasons/index.js";
 import { DiffInputError, type PolicySide, loadPolicySide } from "./policy-side.js";
+import { policyTestCommand } from "./policy-test.js";
 import { type ReplayCase, readReplayRequests } from "./replay-requests.js";
 
 /** `policy diff` exit codes: nothing changed, something did, bad input. */
@@ -200,11 +201,12 @@ const POLICY_USAGE = "usage: scitokens-authz policy diff --base REV|DIR --head R
 export async function policyCommand(args: readonly string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   try {
     const [sub, ...rest] = args;
+    if (sub === "test") return await policyTestCommand(rest, out, err);
     if (sub === "diff" && (rest.includes("--help") || rest.includes("-h"))) {
       out.write(`${POLICY_USAGE}\n`);
       return DIFF_EXIT.unchanged;
     }
-    if (sub !== "diff") throw new DiffInputError(`unknown policy subcommand ${JSON.stringify(sub ?? "")}: expected "policy diff"`);
+    if (sub !== "diff") throw new DiffInputError(`unknown policy subcommand ${JSON.stringify(sub ?? "")}: expected "policy diff" or "policy test"`);
     const { values } = parseArgs({
       args: rest,
       options: { base: { type: "string" }, head: { type: "string" }, requests: { type: "string" }, data: { type: "string" }, json: { type: "boolean", default: false } },

@@ -35,6 +35,9 @@ export interface ReplayCase {
   readonly token: ReplayToken;
   /** Table only: the reason the head policy is expected to give. */
   readonly expect?: string;
+  /** Table only, `expect: {decision, reason, status}`: the decision and HTTP status expected too. */
+  readonly expectDecision?: "allow" | "deny";
+  readonly expectStatus?: number;
 }
 
 export interface ReplayRequests {
@@ -138,6 +141,7 @@ const tableToken = z.union([
     groups: z.array(z.string()).optional(),
   }),
 ]);
+const reasonCode = z.string().regex(/^[a-z][a-z0-9_]*$/, "expected a reason code (allowed, scope_insufficient, …)");
 const tableEntry = z.strictObject({
   name: z.string().min(1),
   request: z.strictObject({
@@ -148,7 +152,12 @@ const tableEntry = z.strictObject({
     route: z.string().min(1).nullable().optional(),
   }),
   token: tableToken.optional(),
-  expect: z.string().regex(/^[a-z][a-z0-9_]*$/, "expected a reason code (allowed, scope_insufficient, …)").optional(),
+  expect: z
+    .union([
+      reasonCode,
+      z.strictObject({ decision: z.enum(["allow", "deny"]).optional(), reason: reasonCode, status: z.number().int().min(100).max(599).optional() }),
+    ])
+    .optional(),
 });
 
 function fromTable(file: string, text: string): ReplayRequests {
@@ -196,7 +205,17 @@ function tableCase(file: string, index: number, entry: z.infer<typeof tableEntry
     destinationRemote,
     route: entry.request.route ?? null,
     token: tableTokenOf(where, entry.token),
-    ...(entry.expect !== undefined ? { expect: entry.expect } : {}),
+    ...expectOf(entry.expect),
+  };
+}
+
+function expectOf(expect: z.infer<typeof tableEntry>["expect"]): Pick<ReplayCase, "expect" | "expectDecision" | "expectStatus"> {
+  if (expect === undefined) return {};
+  if (typeof expect === "string") return { expect };
+  return {
+    expect: expect.reason,
+    ...(expect.decision !== undefined ? { expectDecision: expect.decision } : {}),
+    ...(expect.status !== undefined ? { expectStatus: expect.status } : {}),
   };
 }
 
