@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { type Outcome, decide } from "./policy-diff.js";
+import { type Outcome, decide } from "./replay-decide.js";
 import { DiffInputError, loadPolicySide } from "./policy-side.js";
 import { type ReplayCase, readReplayRequests } from "./replay-requests.js";
 

@@ -2,7 +2,7 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashJti } from "../../src/observability/decision-log.js";
-import { decide } from "../../src/cli/policy-diff.js";
+import { decide } from "../../src/cli/replay-decide.js";
 import { loadPolicySide } from "../../src/cli/policy-side.js";
 import { readReplayRequests } from "../../src/cli/replay-requests.js";
 import { PACKAGE_ROOT } from "../../src/config/service-config.js";
