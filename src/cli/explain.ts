@@ -2,8 +2,8 @@ import { resolve } from "node:path";
 import { type AuthzData, type RouteSettings, loadAuthzData } from "../config/authz-data.js";
 import { BUILT_POLICY_FILE, DEMO_DATA_FILE, type ServiceConfig, loadServiceConfig, parseServiceConfig } from "../config/service-config.js";
 import { DENY_SHAPES } from "../envoy/decision-to-response.js";
-import { parseDestination } from "../envoy/destination.js";
-import { type PolicyToken, buildPolicyInput } from "../envoy/policy-input.js";
+import { moveDestination } from "../envoy/destination.js";
+import { type PolicyToken, buildPolicyInput, policyHeaders, verifiedPolicyToken } from "../envoy/policy-input.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
 import { type PolicyDecision, PolicyEngine, PolicyFault } from "../policy/engine.js";
 import { DenyError, type DenyReason } from "../reasons/index.js";
@@ -138,7 +138,7 @@ export async function explain(options: ExplainOptions): Promise<Explanation> {
     const normalized = normalizeRequestPath(request.path);
     if (!normalized.ok) throw new DenyError("path_invalid", normalized.why);
     normalizedPath = normalized.path;
-    const destination = destinationOf(request);
+    const destination = moveDestination(request.method, request.destination ?? undefined, request.host);
     let state: PolicyToken = { state: "absent" };
     let detail: string | null = null;
     let claimsToken: VerifiedToken | null = null;
@@ -165,7 +165,7 @@ export async function explain(options: ExplainOptions): Promise<Explanation> {
     const input = buildPolicyInput({
       method: request.method,
       host: request.host,
-      headers: policyHeaders(request.headers, data.policyHeaders),
+      headers: policyHeaders((name) => request.headers[name], data.policyHeaders),
       path: normalized.path,
       segments: normalized.segments,
       destination: destination.path,
@@ -188,7 +188,7 @@ export async function explain(options: ExplainOptions): Promise<Explanation> {
     }
     // Each scope's verdict: of the token as it is, or, when only its time (or a signature
     // that cannot be checked offline) stands in the way, of the token as if it were usable.
-    const verifiedToken = state.state === "verified" ? state : claimsToken !== null ? { ...verifiedTokenOf(claimsToken) } : null;
+    const verifiedToken = state.state === "verified" ? state : claimsToken !== null ? { ...verifiedPolicyToken(claimsToken) } : null;
     if (verifiedToken !== null) {
       explanation.scopesHypothetical = state.state !== "verified";
       explanation.scopes.push(...scopeVerdicts(engine, { ...input, token: verifiedToken }, verifiedToken, data.policyData));
@@ -221,29 +221,6 @@ function routeOf(data: AuthzData, name: string | null): RouteSettings {
   const route = data.routes.get(name);
   if (route === undefined) throw new DenyError("route_unknown", `route ${JSON.stringify(name)} is not defined (routes: ${[...data.routes.keys()].join(", ") || "none"})`);
   return route;
-}
-
-/** As Authorizer's: a MOVE/COPY Destination on this server, normalized, or remote. */
-function destinationOf(request: ExplainRequest): { path: string | null; remote: boolean } {
-  if ((request.method !== "MOVE" && request.method !== "COPY") || request.destination === null) return { path: null, remote: false };
-  const parsed = parseDestination(request.destination, request.host);
-  if (!parsed.local) return { path: null, remote: true };
-  const normalized = normalizeRequestPath(parsed.path);
-  if (!normalized.ok) throw new DenyError("path_invalid", `Destination has ${normalized.why}`);
-  return { path: normalized.path, remote: false };
-}
-
-function policyHeaders(headers: Readonly<Record<string, string>>, listed: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of ["origin", "access-control-request-method", ...listed]) {
-    const value = headers[name];
-    if (value !== undefined) out[name] = value;
-  }
-  return out;
-}
-
-function verifiedTokenOf(token: VerifiedToken): Extract<PolicyToken, { state: "verified" }> {
-  return { state: "verified", iss: token.iss, sub: token.sub, jti: token.jti, profile: token.profile, aud: token.aud, scopes: token.scopes, groups: token.groups, claims: token.claims };
 }
 
 function statusOf(reason: string): number {

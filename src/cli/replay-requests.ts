@@ -5,21 +5,16 @@ import { parseDestination } from "../envoy/destination.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
 import { DenyError } from "../reasons/index.js";
 import { parseScopes, splitScopeString, type ParsedScope } from "../token/scopes.js";
+import type { LoggedToken } from "../observability/decision-record.js";
 import { DiffInputError } from "./policy-side.js";
 
-/** The token of a request to re-evaluate, as given: its state is never checked again. */
+/**
+ * The token of a request to re-evaluate, as given (its state is never checked again):
+ * what the decision log keeps of a token, less the hash of its `jti`.
+ */
 export type ReplayToken =
-  | { readonly state: "absent" }
-  | { readonly state: "invalid"; readonly reason: string }
-  | {
-      readonly state: "verified";
-      readonly iss: string;
-      readonly sub: string | null;
-      readonly profile: string;
-      readonly aud: readonly string[] | null;
-      readonly scopes: readonly ParsedScope[];
-      readonly groups: readonly string[];
-    };
+  | Exclude<LoggedToken, { readonly state: "verified" }>
+  | Omit<Extract<LoggedToken, { readonly state: "verified" }>, "jti_sha256">;
 
 /** One request to decide under both policies. */
 export interface ReplayCase {

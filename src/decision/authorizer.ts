@@ -4,8 +4,8 @@ import type { AuthzData, RouteSettings } from "../config/authz-data.js";
 import { type Decision, type ResponseSettings, decisionToResponse } from "../envoy/decision-to-response.js";
 import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
 import { LogLimiter } from "../observability/log-limiter.js";
-import { parseDestination } from "../envoy/destination.js";
-import { type PolicyInput, type PolicyToken, buildPolicyInput, verifiedPolicyToken } from "../envoy/policy-input.js";
+import { moveDestination } from "../envoy/destination.js";
+import { type PolicyInput, type PolicyToken, buildPolicyInput, policyHeaders, verifiedPolicyToken } from "../envoy/policy-input.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
 import type { PolicyDecision, PolicyEngine } from "../policy/engine.js";
@@ -39,21 +39,6 @@ function prepareRoute(settings: RouteSettings): Route {
 }
 
 const ABSENT: PolicyToken = Object.freeze({ state: "absent" });
-
-/**
- * The headers the policy reads: those a CORS preflight is recognised by (§10), and those
- * the data lists in `policy_headers` (never the credential).
- */
-function policyHeaders(http: HttpRequestView, listed: readonly string[]): Record<string, string> {
-  const headers: Record<string, string> = {};
-  if (http.origin !== undefined) headers["origin"] = http.origin;
-  if (http.accessControlRequestMethod !== undefined) headers["access-control-request-method"] = http.accessControlRequestMethod;
-  for (const name of listed) {
-    const value = http.header(name);
-    if (value !== undefined) headers[name] = value;
-  }
-  return headers;
-}
 
 // A denial's detail can quote what the client sent (a crit parameter name, a scope name):
 // kept short, so a request cannot make its own log line large.
@@ -123,7 +108,7 @@ export class Authorizer {
       const normalized = normalizeRequestPath(http.rawPath);
       if (!normalized.ok) throw new DenyError("path_invalid", normalized.why);
       path = normalized.path;
-      const destination = this.#destination(http);
+      const destination = moveDestination(http.method, http.destination, http.host);
       // The token's state for the policy: what is wrong with it is the policy's input,
       // not yet a decision (on_invalid may pass it through).
       let state: PolicyToken = ABSENT;
@@ -142,7 +127,7 @@ export class Authorizer {
       input = buildPolicyInput({
         method: http.method,
         host: http.host,
-        headers: policyHeaders(http, this.#parts.data.policyHeaders),
+        headers: policyHeaders(http.header, this.#parts.data.policyHeaders),
         path: normalized.path,
         segments: normalized.segments,
         destination: destination.path,
@@ -204,19 +189,6 @@ export class Authorizer {
       presented();
       throw error;
     }
-  }
-
-  /**
-   * A MOVE/COPY Destination (§9): normalized like the request path when it is on this
-   * server, or `remote`. Whether either may be used is the policy's decision.
-   */
-  #destination(http: HttpRequestView): { readonly path: string | null; readonly remote: boolean } {
-    if ((http.method !== "MOVE" && http.method !== "COPY") || http.destination === undefined) return { path: null, remote: false };
-    const parsed = parseDestination(http.destination, http.host);
-    if (!parsed.local) return { path: null, remote: true };
-    const normalized = normalizeRequestPath(parsed.path);
-    if (!normalized.ok) throw new DenyError("path_invalid", `Destination has ${normalized.why}`);
-    return { path: normalized.path, remote: false };
   }
 
   #fromPolicy(id: string, result: PolicyDecision, tokenPresented: boolean, token: VerifiedToken | undefined, detail: string | undefined): Decision {

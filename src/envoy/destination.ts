@@ -1,3 +1,4 @@
+import { normalizeRequestPath } from "../paths/normalize.js";
 import { DenyError } from "../reasons/index.js";
 
 const ABSOLUTE_URI = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)/;
@@ -39,4 +40,18 @@ export function parseDestination(value: string, requestHost: string): Destinatio
   const rest = value.slice(uri[0].length);
   // "/#…" keeps a fragment for the path check to refuse.
   return { local: true, path: rest === "" || rest.startsWith("?") || rest.startsWith("#") ? `/${rest}` : rest };
+}
+
+/**
+ * The Destination of a MOVE/COPY (§9) as the policy input carries it: normalized like the
+ * request path when it names this server, or `remote`; none for other methods or without
+ * the header. Whether either may be used is the policy's decision.
+ */
+export function moveDestination(method: string, value: string | undefined, host: string): { readonly path: string | null; readonly remote: boolean } {
+  if ((method !== "MOVE" && method !== "COPY") || value === undefined) return { path: null, remote: false };
+  const parsed = parseDestination(value, host);
+  if (!parsed.local) return { path: null, remote: true };
+  const normalized = normalizeRequestPath(parsed.path);
+  if (!normalized.ok) throw new DenyError("path_invalid", `Destination has ${normalized.why}`);
+  return { path: normalized.path, remote: false };
 }

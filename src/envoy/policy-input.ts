@@ -71,7 +71,7 @@ export function buildPolicyInput(parts: InputParts): PolicyInput {
 }
 
 /** The verified token as the policy sees it. */
-export function verifiedPolicyToken(token: VerifiedToken): PolicyToken {
+export function verifiedPolicyToken(token: VerifiedToken): Extract<PolicyToken, { state: "verified" }> {
   return {
     state: "verified",
     iss: token.iss,
@@ -83,4 +83,17 @@ export function verifiedPolicyToken(token: VerifiedToken): PolicyToken {
     groups: token.groups,
     claims: token.claims,
   };
+}
+
+/**
+ * The request headers the policy reads: those a CORS preflight is recognised by (§10),
+ * and those the data lists in `policy_headers` (never the credential).
+ */
+export function policyHeaders(header: (name: string) => string | undefined, listed: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name of ["origin", "access-control-request-method", ...listed]) {
+    const value = header(name);
+    if (value !== undefined) headers[name] = value;
+  }
+  return headers;
 }
