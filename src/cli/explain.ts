@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
-import { type AuthzData, type RouteSettings, loadAuthzData } from "../config/authz-data.js";
+import { readPolicyOffline } from "../bundle/snapshot.js";
+import type { AuthzData, RouteSettings } from "../config/authz-data.js";
 import { BUILT_POLICY_FILE, DEMO_DATA_FILE, type ServiceConfig, loadServiceConfig, parseServiceConfig } from "../config/service-config.js";
 import { DENY_SHAPES } from "../envoy/decision-to-response.js";
 import { moveDestination } from "../envoy/destination.js";
@@ -99,8 +100,9 @@ export async function explain(options: ExplainOptions): Promise<Explanation> {
   const now = options.now ?? Date.now();
   const configName = options.configFile === undefined ? EMBEDDED_CONFIG : resolve(options.configFile);
   const config = options.configFile === undefined ? embeddedConfig() : await loadServiceConfig(configName);
-  const data = await loadAuthzData(config.dataFile);
-  const engine = await PolicyEngine.load(config.bundleFile, data.policyData);
+  const snapshot = await (await readPolicyOffline(config.policy)).parse();
+  const data = snapshot.data;
+  const engine = await PolicyEngine.fromBytes(snapshot.wasmName, snapshot.wasm, data.policyData);
   const request = options.request;
   const source = options.token;
 
@@ -213,7 +215,7 @@ export async function explain(options: ExplainOptions): Promise<Explanation> {
 
 /** What `serve` uses without --config (src/cli/serve.ts): the demo data and the built policy. */
 function embeddedConfig(): ServiceConfig {
-  return parseServiceConfig(EMBEDDED_CONFIG, { grpc: { listen: DEMO.listen }, policy: { data: DEMO_DATA_FILE, bundle: BUILT_POLICY_FILE } });
+  return parseServiceConfig(EMBEDDED_CONFIG, { grpc: { listen: DEMO.listen }, policy: { data: DEMO_DATA_FILE, wasm: BUILT_POLICY_FILE } });
 }
 
 function routeOf(data: AuthzData, name: string | null): RouteSettings {

@@ -23,7 +23,7 @@ export interface ServeOptions {
 function demoConfig(listen: string): ServiceConfig {
   return parseServiceConfig("(embedded default)", {
     grpc: { listen },
-    policy: { data: DEMO_DATA_FILE, bundle: BUILT_POLICY_FILE },
+    policy: { data: DEMO_DATA_FILE, wasm: BUILT_POLICY_FILE },
   });
 }
 

@@ -1,11 +1,13 @@
-import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { access, readFile, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { PERSISTED_BUNDLE } from "../bundle/downloader.js";
+import { readPublicKey } from "../bundle/signatures.js";
+import { filesRevision, readPolicyBytes } from "../bundle/snapshot.js";
 import { type AuthzData, loadAuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
 import { readYamlFile } from "../config/read-yaml.js";
-import { BUILT_POLICY_FILE, DEMO_DATA_FILE, type ServiceConfig, loadServiceConfig, parseServiceConfig } from "../config/service-config.js";
+import { BUILT_POLICY_FILE, DEMO_DATA_FILE, type PolicySource, type ServiceConfig, loadServiceConfig, parseServiceConfig } from "../config/service-config.js";
 import { buildPolicyInput, type PolicyInput, type PolicyToken } from "../envoy/policy-input.js";
 import { ENTRYPOINT, PolicyEngine } from "../policy/engine.js";
 import { KEY_STORE_DEFAULTS, KeyStore } from "../token/keys/index.js";
@@ -41,6 +43,10 @@ export interface ValidationReport {
     readonly config: string;
     readonly data: string | null;
     readonly policy: string | null;
+    /** A bundle's `.manifest` revision; null for policy files. */
+    readonly bundleRevision: string | null;
+    /** Whether a bundle's signature was verified. */
+    readonly signed: boolean;
     readonly entrypoint: string;
     /** Synthetic inputs the policy answered within its contract. */
     readonly syntheticInputs: number;
@@ -48,7 +54,7 @@ export interface ValidationReport {
     /** Named route sections (the top level is always there). */
     readonly routes: readonly string[];
     readonly cacheDir: string | null;
-    /** Short SHA-256 of the data file and the compiled policy, byte for byte. */
+    /** The service's policy revision: a short SHA-256 of the data file and the compiled policy, or of the bundle. */
     readonly revision: string | null;
   };
   /** Checks that could not run because something they depend on is broken. */
@@ -57,8 +63,8 @@ export interface ValidationReport {
 
 /** The files and settings a service config names; recovered leniently when it is not valid. */
 interface ConfigPaths {
-  readonly dataFile: string | null;
-  readonly bundleFile: string | null;
+  /** The policy files or bundle; null when the config's `policy` is not valid. */
+  readonly source: PolicySource | null;
   readonly cacheDir: string | null;
   readonly maxResponseBytes: number;
 }
@@ -88,8 +94,10 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
   }
   const checked = {
     config: configName,
-    data: paths?.dataFile ?? null,
-    policy: paths?.bundleFile ?? null,
+    data: null as string | null,
+    policy: null as string | null,
+    bundleRevision: null as string | null,
+    signed: false,
     entrypoint: ENTRYPOINT,
     syntheticInputs: 0,
     issuers: [] as CheckedIssuer[],
@@ -102,21 +110,64 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
     return { ok: false, problems, checked, notChecked };
   }
 
+  // The data and the compiled policy, read as `serve` reads them.
+  const source = paths.source;
   let data: AuthzData | null = null;
-  if (paths.dataFile === null) notChecked.push("the authorization data and the key sources (policy.data is not valid)");
-  else {
+  let wasm: { name: string; bytes: Buffer } | null = null;
+  let dataFile: string | null = null;
+  if (source === null) notChecked.push("the authorization data, the policy and the key sources (policy is not valid)");
+  else if (source.kind === "files") {
+    dataFile = source.dataFile;
+    checked.data = source.dataFile;
+    checked.policy = source.wasmFile;
     try {
-      data = await loadAuthzData(paths.dataFile);
+      data = await loadAuthzData(source.dataFile);
     } catch (error) {
       collect(error);
     }
-    const issuers = data !== null ? issuersOf(data) : await lenientIssuers(paths.dataFile);
+    try {
+      wasm = { name: source.wasmFile, bytes: await readFile(source.wasmFile) };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      problems.push({ file: source.wasmFile, problem: code === "ENOENT" ? "the compiled policy does not exist (run `npm run build`, or set policy.wasm)" : `cannot be read (${code ?? messageOf(error)})` });
+    }
+    checked.revision = await revisionOf(source.dataFile, source.wasmFile);
+  } else {
+    if (source.signing !== null) {
+      for (const key of source.signing.keys) {
+        await readPublicKey(key).catch((error: unknown) => problems.push({ file: configName, problem: `policy.bundle.signing.keys: ${messageOf(error)}` }));
+      }
+    }
+    const persisted = source.kind === "bundle-url" && source.persistDir !== null ? join(source.persistDir, PERSISTED_BUNDLE) : null;
+    const local = source.kind === "bundle-file" ? source.file : persisted !== null && (await exists(persisted)) ? persisted : null;
+    if (local === null) {
+      notChecked.push(`the bundle (downloaded from ${source.kind === "bundle-url" ? source.url : ""} at run time, and none is kept in policy.bundle.persist_dir yet)`);
+    } else {
+      try {
+        const bytes = await readPolicyBytes(source.kind === "bundle-file" ? source : { ...source, kind: "bundle-file", file: local });
+        checked.revision = bytes.revision;
+        const snapshot = await bytes.parse();
+        data = snapshot.data;
+        dataFile = snapshot.data.file;
+        wasm = { name: snapshot.wasmName, bytes: snapshot.wasm };
+        checked.data = snapshot.data.file;
+        checked.policy = snapshot.wasmName;
+        checked.bundleRevision = snapshot.bundleRevision;
+        checked.signed = snapshot.signed;
+      } catch (error) {
+        collect(error);
+      }
+    }
+  }
+
+  if (dataFile !== null) {
+    const issuers = data !== null ? issuersOf(data) : source?.kind === "files" ? await lenientIssuers(dataFile) : [];
     if (data !== null) problems.push(...keyStoreProblems(data));
     for (const entry of issuers) {
       let usableKeys: number | null = null;
       if (entry.source === "jwks_file") {
         const result = await checkJwksFile(entry.from, paths.maxResponseBytes);
-        if (typeof result === "string") problems.push({ file: paths.dataFile, problem: `issuers[${entry.index}].jwks_file: ${result}` });
+        if (typeof result === "string") problems.push({ file: dataFile, problem: `issuers[${entry.index}].jwks_file: ${result}` });
         else usableKeys = result;
       }
       if (data !== null) checked.issuers.push({ issuer: entry.issuer, source: entry.source, from: entry.from, usableKeys });
@@ -124,14 +175,13 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
     if (data !== null) checked.routes.push(...data.routes.keys());
   }
 
-  if (paths.bundleFile === null) notChecked.push("the compiled policy (policy.bundle is not valid)");
-  else {
+  if (wasm !== null) {
     let engine: PolicyEngine | null = null;
     try {
-      engine = await PolicyEngine.load(paths.bundleFile, data?.policyData ?? {});
+      engine = await PolicyEngine.fromBytes(wasm.name, wasm.bytes, data?.policyData ?? {});
     } catch (error) {
       if (error instanceof ConfigError) collect(error);
-      else problems.push({ file: paths.bundleFile, problem: `cannot be loaded with the data (${messageOf(error)})` });
+      else problems.push({ file: wasm.name, problem: `cannot be loaded with the data (${messageOf(error)})` });
     }
     if (engine !== null && data !== null) {
       const faults = new Map<string, string>();
@@ -146,7 +196,7 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
       }
       for (const [message, what] of faults) {
         problems.push({
-          file: paths.bundleFile,
+          file: wasm.name,
           problem: `${ENTRYPOINT}: expected a decision within the contract (policies/README.md) for ${what}, found: ${message}`,
         });
       }
@@ -160,17 +210,16 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
     if (problem !== null) problems.push({ file: configName, problem: `keys.cache_dir: ${problem}` });
   }
 
-  if (paths.dataFile !== null && paths.bundleFile !== null) checked.revision = await revisionOf(paths.dataFile, paths.bundleFile);
   return { ok: problems.length === 0 && notChecked.length === 0, problems, checked, notChecked };
 }
 
 /** What `serve` uses without --config (src/cli/serve.ts): the demo data and the built policy. */
 function embeddedConfig(): ServiceConfig {
-  return parseServiceConfig(EMBEDDED_CONFIG, { grpc: { listen: DEMO.listen }, policy: { data: DEMO_DATA_FILE, bundle: BUILT_POLICY_FILE } });
+  return parseServiceConfig(EMBEDDED_CONFIG, { grpc: { listen: DEMO.listen }, policy: { data: DEMO_DATA_FILE, wasm: BUILT_POLICY_FILE } });
 }
 
 function pathsOf(config: ServiceConfig): ConfigPaths {
-  return { dataFile: config.dataFile, bundleFile: config.bundleFile, cacheDir: config.keys.cacheDir, maxResponseBytes: config.keys.maxResponseBytes };
+  return { source: config.policy, cacheDir: config.keys.cacheDir, maxResponseBytes: config.keys.maxResponseBytes };
 }
 
 /**
@@ -195,9 +244,11 @@ async function lenientPaths(file: string): Promise<ConfigPaths | null> {
   const policy = raw["policy"] ?? {};
   const keys = raw["keys"] ?? {};
   const maxBytes = isRecord(keys) ? keys["max_response_bytes"] : undefined;
+  // Only policy files are recovered from a config that is not valid; a bundle section is not.
+  const dataFile = isRecord(policy) && policy["bundle"] === undefined ? path(policy, "data", DEMO_DATA_FILE) : null;
+  const wasmFile = isRecord(policy) && policy["bundle"] === undefined ? path(policy, "wasm", BUILT_POLICY_FILE) : null;
   return {
-    dataFile: isRecord(policy) ? path(policy, "data", DEMO_DATA_FILE) : null,
-    bundleFile: isRecord(policy) ? path(policy, "bundle", BUILT_POLICY_FILE) : null,
+    source: dataFile !== null && wasmFile !== null ? { kind: "files", dataFile, wasmFile } : null,
     cacheDir: path(keys, "cache_dir", null),
     maxResponseBytes: Number.isInteger(maxBytes) && (maxBytes as number) > 0 ? (maxBytes as number) : KEY_STORE_DEFAULTS.maxResponseBytes,
   };
@@ -377,15 +428,20 @@ function syntheticInputs(data: AuthzData): Array<{ input: PolicyInput; what: str
  * First 12 hex digits of SHA-256 over the SHA-256 digests of the data file and the
  * compiled policy (the service's policy revision); null if either cannot be read.
  */
-async function revisionOf(dataFile: string, bundleFile: string): Promise<string | null> {
+async function revisionOf(dataFile: string, wasmFile: string): Promise<string | null> {
   try {
-    const files = await Promise.all([readFile(dataFile), readFile(bundleFile)]);
-    const hash = createHash("sha256");
-    for (const bytes of files) hash.update(createHash("sha256").update(bytes).digest());
-    return hash.digest("hex").slice(0, 12);
+    const [data, wasm] = await Promise.all([readFile(dataFile), readFile(wasmFile)]);
+    return filesRevision(data, wasm);
   } catch {
     return null;
   }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 function withoutPrefix(message: string, file: string): string {

@@ -261,10 +261,16 @@ export interface AuthzData {
   readonly policyData: Readonly<Record<string, unknown>>;
 }
 
-/** Validates authorization data (already parsed from YAML) read from `file`. */
-export function parseAuthzData(file: string, raw: unknown): AuthzData {
+/**
+ * Validates authorization data (already parsed from YAML) read from `file`. Relative
+ * `jwks_file` paths resolve against `base`: the file's folder unless given (a bundle's
+ * data resolves them against the service configuration's folder).
+ */
+export function parseAuthzData(file: string, raw: unknown, base: string = dirname(file)): AuthzData {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(file, ["(top level): expected a mapping with audiences and issuers"]);
+  }
   const data = validate(file, authzDataSchema, raw, isRecord(raw) ? crossChecks(raw) : []);
-  const base = dirname(file);
   const issuers = new Map<string, IssuerPolicy>();
   const policyIssuers: Record<string, unknown> = {};
   for (const entry of data.issuers) {
@@ -368,11 +374,7 @@ function namedScopesData(scopes: Record<string, { methods: string[]; paths?: str
 
 /** Reads and validates an authorization data YAML file. */
 export async function loadAuthzData(file: string): Promise<AuthzData> {
-  const raw = await readYamlFile(file);
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-    throw new ConfigError(file, ["(top level): expected a mapping with audiences and issuers"]);
-  }
-  return parseAuthzData(file, raw);
+  return parseAuthzData(file, await readYamlFile(file));
 }
 
 function deepFreeze<T>(value: T): T {

@@ -22,6 +22,11 @@ export async function readYamlFile(file: string): Promise<unknown> {
     const code = (error as NodeJS.ErrnoException).code;
     throw new ConfigError(file, [code === "ENOENT" ? "the file does not exist" : `cannot be read (${code ?? String(error)})`]);
   }
+  return parseYamlText(file, text);
+}
+
+/** Parses YAML text read from `file` into plain data, as readYamlFile does. */
+export function parseYamlText(file: string, text: string): unknown {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(

@@ -1,7 +1,9 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { BUNDLE_SIGNING_ALGORITHMS, type BundleSigningConfig } from "../bundle/signatures.js";
 import { KEY_STORE_DEFAULTS } from "../token/keys/key-store.js";
+import { isFetchableUrl } from "./authz-data.js";
 import { ConfigError } from "./config-error.js";
 import { readYamlFile, validate } from "./read-yaml.js";
 
@@ -31,6 +33,45 @@ const positiveInt = (what: string) => z.number({ error: `expected ${what}` }).in
  */
 export const DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 
+/** Largest OPA bundle, decompressed (`policy.bundle.max_bytes`). */
+export const DEFAULT_BUNDLE_MAX_BYTES = 64 * 1024 * 1024;
+
+const bundleSchema = z.strictObject(
+  {
+    file: z.string().min(1, "expected the path of an OPA bundle (.tar.gz)").optional(),
+    url: z
+      .string()
+      .refine(isFetchableUrl, "expected an https:// URL of the bundle (http:// only for loopback hosts: 127.0.0.0/8, [::1], localhost)")
+      .optional(),
+    polling: z
+      .strictObject({
+        min_delay_seconds: positiveSeconds("the shortest delay between bundle downloads").default(60),
+        max_delay_seconds: positiveSeconds("the longest delay between bundle downloads").default(120),
+      })
+      .optional(),
+    timeout_seconds: positiveSeconds("the bundle download timeout").optional(),
+    persist_dir: z.string().min(1, "expected the folder where the last good bundle is kept").optional(),
+    max_bytes: positiveInt("the largest bundle in bytes, decompressed").default(DEFAULT_BUNDLE_MAX_BYTES),
+    signing: z
+      .strictObject({
+        keys: z
+          .record(
+            z.string().min(1, "expected a key id"),
+            z.strictObject({
+              algorithm: z.enum(BUNDLE_SIGNING_ALGORITHMS, { error: `expected one of ${BUNDLE_SIGNING_ALGORITHMS.join(", ")}` }),
+              key_file: z.string({ error: "expected the path of a PEM public key" }).min(1, "expected the path of a PEM public key"),
+            }),
+            { error: "expected a mapping of key ids to {algorithm, key_file}" },
+          )
+          .refine((keys) => Object.keys(keys).length > 0, "expected at least one key"),
+        keyid: z.string().min(1, "expected the id of one of the keys").optional(),
+        scope: z.string().default(""),
+      })
+      .optional(),
+  },
+  { error: "expected a mapping with file or url (the compiled policy alone is set with policy.wasm)" },
+);
+
 const schema = z.strictObject({
   grpc: z.strictObject({
     listen,
@@ -39,7 +80,8 @@ const schema = z.strictObject({
   policy: z
     .strictObject({
       data: z.string().min(1).optional(),
-      bundle: z.string().min(1).optional(),
+      wasm: z.string().min(1).optional(),
+      bundle: bundleSchema.optional(),
       watch: z.boolean({ error: "expected true (reload when a policy file changes) or false (only on SIGHUP)" }).default(true),
     })
     .prefault({}),
@@ -86,16 +128,45 @@ export function parseListen(value: string): ListenAddress | null {
   return { host: m[1]!, port };
 }
 
+/** Where the policy comes from (`policy`). */
+export type PolicySource =
+  | {
+      /** The authorization data YAML and the compiled policy, as two files. */
+      readonly kind: "files";
+      readonly dataFile: string;
+      readonly wasmFile: string;
+    }
+  | (BundleCommon & {
+      /** An OPA bundle file (`policy.bundle.file`). */
+      readonly kind: "bundle-file";
+      readonly file: string;
+    })
+  | (BundleCommon & {
+      /** An OPA bundle polled from a bundle server (`policy.bundle.url`). */
+      readonly kind: "bundle-url";
+      readonly url: string;
+      readonly pollMinMs: number;
+      readonly pollMaxMs: number;
+      readonly timeoutMs: number;
+      /** Where the last good bundle is kept for restarts; null: not kept. */
+      readonly persistDir: string | null;
+    });
+
+interface BundleCommon {
+  readonly maxBytes: number;
+  readonly signing: BundleSigningConfig | null;
+  /** The folder relative `jwks_file` paths of a bundle's data resolve against (the config's). */
+  readonly base: string;
+}
+
 export interface ServiceConfig {
   readonly file: string;
   readonly listen: ListenAddress;
   /** Largest CheckRequest accepted, in bytes (grpc.max_request_bytes). */
   readonly maxRequestBytes: number;
-  /** Absolute path of the authorization data YAML. */
-  readonly dataFile: string;
-  /** Absolute path of the compiled policy (policy.wasm). */
-  readonly bundleFile: string;
-  /** Reload when the data or the compiled policy changes on disk (`policy.watch`); SIGHUP reloads either way. */
+  /** The policy files or bundle (paths absolute). */
+  readonly policy: PolicySource;
+  /** Reload when a policy file changes on disk (`policy.watch`); SIGHUP reloads either way. */
   readonly watchPolicy: boolean;
   readonly tokens: { readonly maxBytes: number; readonly leewaySeconds: number; readonly cacheEntries: number };
   readonly keys: {
@@ -120,14 +191,13 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(file, ["(top level): expected a mapping with at least grpc.listen"]);
   }
-  const c = validate(file, schema, raw);
+  const c = validate(file, schema, raw, policyCrossChecks(raw as Record<string, unknown>));
   const base = dirname(file);
   return Object.freeze({
     file,
     listen: c.grpc.listen,
     maxRequestBytes: c.grpc.max_request_bytes,
-    dataFile: c.policy.data !== undefined ? resolve(base, c.policy.data) : DEMO_DATA_FILE,
-    bundleFile: c.policy.bundle !== undefined ? resolve(base, c.policy.bundle) : BUILT_POLICY_FILE,
+    policy: policySource(c.policy, base),
     watchPolicy: c.policy.watch,
     tokens: { maxBytes: c.tokens.max_bytes, leewaySeconds: c.tokens.leeway_seconds, cacheEntries: c.tokens.cache_entries },
     keys: {
@@ -143,6 +213,72 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
     logLevel: c.log.level,
     ...(c.log.decisions !== undefined ? { decisionLogFile: resolve(base, c.log.decisions.file) } : {}),
   });
+}
+
+type PolicySection = z.output<typeof schema>["policy"];
+
+function policySource(policy: PolicySection, base: string): PolicySource {
+  const bundle = policy.bundle;
+  if (bundle === undefined) {
+    return {
+      kind: "files",
+      dataFile: policy.data !== undefined ? resolve(base, policy.data) : DEMO_DATA_FILE,
+      wasmFile: policy.wasm !== undefined ? resolve(base, policy.wasm) : BUILT_POLICY_FILE,
+    };
+  }
+  const signing = bundle.signing
+    ? {
+        keys: Object.entries(bundle.signing.keys).map(([keyid, key]) => ({ keyid, algorithm: key.algorithm, keyFile: resolve(base, key.key_file) })),
+        keyid: bundle.signing.keyid ?? null,
+        scope: bundle.signing.scope,
+      }
+    : null;
+  const common = { maxBytes: bundle.max_bytes, signing, base };
+  if (bundle.file !== undefined) return { kind: "bundle-file", file: resolve(base, bundle.file), ...common };
+  const polling = bundle.polling ?? { min_delay_seconds: 60, max_delay_seconds: 120 };
+  return {
+    kind: "bundle-url",
+    url: bundle.url!,
+    pollMinMs: polling.min_delay_seconds * 1000,
+    pollMaxMs: polling.max_delay_seconds * 1000,
+    timeoutMs: (bundle.timeout_seconds ?? 10) * 1000,
+    persistDir: bundle.persist_dir !== undefined ? resolve(base, bundle.persist_dir) : null,
+    ...common,
+  };
+}
+
+/** The checks across keys of `policy` that the schema cannot express. */
+function policyCrossChecks(raw: Record<string, unknown>): Array<{ path: PropertyKey[]; message: string }> {
+  const policy = raw["policy"];
+  if (policy === null || typeof policy !== "object" || Array.isArray(policy)) return [];
+  const p = policy as Record<string, unknown>;
+  const out: Array<{ path: PropertyKey[]; message: string }> = [];
+  const bundle = p["bundle"];
+  if (typeof bundle === "string") {
+    out.push({ path: ["policy", "bundle"], message: `expected a mapping {file: …} or {url: …}, got a path: the compiled policy alone is now set with policy.wasm` });
+    return out;
+  }
+  if (bundle === null || typeof bundle !== "object" || Array.isArray(bundle)) return out;
+  const b = bundle as Record<string, unknown>;
+  for (const key of ["data", "wasm"]) {
+    if (p[key] !== undefined) out.push({ path: ["policy", key], message: "expected no policy.data or policy.wasm with policy.bundle: the bundle holds both" });
+  }
+  if ((b["file"] === undefined) === (b["url"] === undefined)) out.push({ path: ["policy", "bundle"], message: "expected exactly one of file (a local bundle) and url (a bundle server)" });
+  if (b["file"] !== undefined) {
+    for (const key of ["polling", "timeout_seconds", "persist_dir"]) {
+      if (b[key] !== undefined) out.push({ path: ["policy", "bundle", key], message: "applies to a bundle server (url) only, not to a bundle file" });
+    }
+  }
+  const polling = b["polling"] as Record<string, unknown> | undefined;
+  if (polling && typeof polling["min_delay_seconds"] === "number" && typeof polling["max_delay_seconds"] === "number" && polling["min_delay_seconds"] > polling["max_delay_seconds"]) {
+    out.push({ path: ["policy", "bundle", "polling"], message: "expected min_delay_seconds not above max_delay_seconds" });
+  }
+  const signing = b["signing"] as Record<string, unknown> | undefined;
+  const keys = signing?.["keys"];
+  if (typeof signing?.["keyid"] === "string" && keys !== null && typeof keys === "object" && !Object.hasOwn(keys, signing["keyid"])) {
+    out.push({ path: ["policy", "bundle", "signing", "keyid"], message: `expected one of the keys (${Object.keys(keys).join(", ")}), got ${JSON.stringify(signing["keyid"])}` });
+  }
+  return out;
 }
 
 export async function loadServiceConfig(file: string): Promise<ServiceConfig> {

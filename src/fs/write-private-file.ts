@@ -8,14 +8,14 @@ import { basename, dirname, join } from "node:path";
  * old or the new content, never half of one. Creates the folder (0700) when missing.
  * For files holding keys: the development issuer's state, the JWKS disk cache.
  */
-export async function writePrivateFile(file: string, body: string): Promise<void> {
+export async function writePrivateFile(file: string, body: string | Uint8Array): Promise<void> {
   const folder = dirname(file);
   await mkdir(folder, { recursive: true, mode: 0o700 });
   const temp = join(folder, `.${basename(file)}.${process.pid}.${randomUUID()}.tmp`);
   try {
     const handle = await open(temp, "wx", 0o600);
     try {
-      await handle.writeFile(body, "utf8");
+      await handle.writeFile(body, typeof body === "string" ? "utf8" : null);
       await handle.sync();
     } finally {
       await handle.close();

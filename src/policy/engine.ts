@@ -74,19 +74,24 @@ export class PolicyEngine {
       const code = (error as NodeJS.ErrnoException).code;
       throw new ConfigError(wasmFile, [
         code === "ENOENT"
-          ? "the compiled policy does not exist (run `npm run build`, or set policy.bundle)"
+          ? "the compiled policy does not exist (run `npm run build`, or set policy.wasm)"
           : `cannot be read (${code ?? String(error)})`,
       ]);
     }
+    return PolicyEngine.fromBytes(wasmFile, bytes, data);
+  }
+
+  /** Loads a compiled policy held in memory (`name`: where it came from, for errors). */
+  static async fromBytes(name: string, bytes: Uint8Array, data: Readonly<Record<string, unknown>>): Promise<PolicyEngine> {
     let policy: LoadedPolicy;
     try {
       policy = await loadPolicy(bytes, { initial: 16 });
     } catch (error) {
-      throw new ConfigError(wasmFile, [`not a loadable OPA WebAssembly policy (${(error as Error).message})`]);
+      throw new ConfigError(name, [`not a loadable OPA WebAssembly policy (${(error as Error).message})`]);
     }
     const entrypoints = Object.keys(policy.entrypoints ?? {});
     if (!entrypoints.includes(ENTRYPOINT)) {
-      throw new ConfigError(wasmFile, [`expected the entrypoint ${ENTRYPOINT}, found ${entrypoints.join(", ") || "none"}`]);
+      throw new ConfigError(name, [`expected the entrypoint ${ENTRYPOINT}, found ${entrypoints.join(", ") || "none"}`]);
     }
     policy.setData(data as object);
     return new PolicyEngine(policy, declaredReasons(data));

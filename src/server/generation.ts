@@ -1,7 +1,6 @@
-import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
-import { type AuthzData, loadAuthzData } from "../config/authz-data.js";
+import type { PolicyBytes } from "../bundle/snapshot.js";
+import type { AuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
 import type { ServiceConfig } from "../config/service-config.js";
 import { Authorizer } from "../decision/authorizer.js";
@@ -62,10 +61,14 @@ export class SharedKeyStore {
  * Everything one version of the policy files decides with: the validated data, the
  * WASM policy loaded with it, the key store of its issuers, a token verifier (whose
  * cache of verified tokens belongs to this generation: trusted issuers may differ in the
- * next one) and the authorizer. `revision` names the file contents it was built from.
+ * next one) and the authorizer. `revision` names the bytes it was built from.
  */
 export interface Generation {
   readonly revision: string;
+  /** A bundle's `.manifest` revision (the git commit of `policy build`); null for policy files. */
+  readonly bundleRevision: string | null;
+  /** Whether the bundle's signature was verified. */
+  readonly signed: boolean;
   readonly data: AuthzData;
   readonly engine: PolicyEngine;
   readonly authorizer: Authorizer;
@@ -74,51 +77,25 @@ export interface Generation {
   readonly keptKeys: boolean;
 }
 
-/** The files a generation is built from. */
-export function policyFiles(config: ServiceConfig): readonly [data: string, bundle: string] {
-  return [config.dataFile, config.bundleFile];
-}
-
 /**
- * A short SHA-256 of the data file and the compiled policy, as they are on disk now;
- * `null` when either cannot be read (loading it will say why).
- */
-export async function readRevision(config: ServiceConfig): Promise<string | null> {
-  try {
-    const [data, bundle] = await Promise.all(policyFiles(config).map((file) => readFile(file)));
-    const hash = createHash("sha256");
-    for (const bytes of [data!, bundle!]) hash.update(createHash("sha256").update(bytes).digest());
-    return hash.digest("hex").slice(0, 12);
-  } catch {
-    return null;
-  }
-}
-
-/** The files changed while a generation was loaded from them: load them again. */
-export class PolicyFilesChanged extends Error {
-  override readonly name = "PolicyFilesChanged";
-}
-
-/**
- * Builds a generation from the policy files, off the hot path: the data (YAML and
- * schema), the WASM policy with that data, and a smoke evaluation; then the key store
- * (the one `previous` uses when the key sources are the same, else a new one, started,
- * which waits at most `keys.startup_wait_seconds`), the verifier and the authorizer.
- * Throws ConfigError naming the file and the problems, or PolicyFilesChanged when the
- * files' contents are no longer `revision` once loaded; nothing is left running then.
+ * Builds a generation from one version of the policy's bytes, off the hot path: the data
+ * (YAML or bundle data, and its schema; a bundle's signature first, when configured), the
+ * WASM policy with that data, and a smoke evaluation; then the key store (the one
+ * `previous` uses when the key sources are the same, else a new one, started, which waits
+ * at most `keys.startup_wait_seconds`), the verifier and the authorizer. Throws
+ * ConfigError naming the file and the problems; nothing is left running then.
  */
 export async function loadGeneration(
   config: ServiceConfig,
   seams: GenerationSeams,
-  revision: string | null,
+  bytes: PolicyBytes,
   previous?: Generation,
   onKeyStore?: (store: KeyStore | undefined) => void,
 ): Promise<Generation> {
-  const data = await loadAuthzData(config.dataFile);
-  const engine = await PolicyEngine.load(config.bundleFile, data.policyData);
-  smokeCheck(engine, data, config.bundleFile);
-  const loaded = await readRevision(config);
-  if (revision === null || loaded !== revision) throw new PolicyFilesChanged("the policy files changed while they were loaded");
+  const snapshot = await bytes.parse();
+  const { data, revision } = snapshot;
+  const engine = await PolicyEngine.fromBytes(snapshot.wasmName, snapshot.wasm, data.policyData);
+  smokeCheck(engine, data, snapshot.wasmName);
 
   const sources = keySources(data);
   const spelling = JSON.stringify([...sources].sort((a, b) => (a.issuer < b.issuer ? -1 : a.issuer > b.issuer ? 1 : 0)));
@@ -132,7 +109,7 @@ export async function loadGeneration(
     try {
       store = newKeyStore(config, seams, sources);
     } catch (error) {
-      throw new ConfigError(config.dataFile, [(error as Error).message]);
+      throw new ConfigError(data.file, [(error as Error).message]);
     }
     keys = new SharedKeyStore(store, spelling).acquire();
     onKeyStore?.(keys.store);
@@ -167,7 +144,7 @@ export async function loadGeneration(
       ...(seams.now ? { now: seams.now } : {}),
       ...(decisionLog ? { onDecision: (event: DecisionEvent) => decisionLog.record(event, revision) } : {}),
     });
-    return Object.freeze({ revision, data, engine, authorizer, keys, keptKeys });
+    return Object.freeze({ revision, bundleRevision: snapshot.bundleRevision, signed: snapshot.signed, data, engine, authorizer, keys, keptKeys });
   } catch (error) {
     keys.release();
     throw error;
@@ -219,7 +196,7 @@ const SMOKE_HOST = "policy-smoke-check.invalid";
  * each answer must be within the contract, or the policy is refused before it serves.
  * (`scitokens-authz validate` evaluates more inputs, offline.)
  */
-function smokeCheck(engine: PolicyEngine, data: AuthzData, bundleFile: string): void {
+function smokeCheck(engine: PolicyEngine, data: AuthzData, wasmName: string): void {
   const [issuer] = data.issuers.values();
   const path = issuer?.basePaths[0] ?? "/";
   const iss = issuer?.issuer ?? `https://${SMOKE_HOST}`;
@@ -253,7 +230,7 @@ function smokeCheck(engine: PolicyEngine, data: AuthzData, bundleFile: string): 
     try {
       engine.evaluate(input);
     } catch (error) {
-      throw new ConfigError(bundleFile, [
+      throw new ConfigError(wasmName, [
         `the policy does not answer within its contract for a test input (GET ${path}, token ${token.state}): ${(error as Error).message}`,
       ]);
     }

@@ -4,7 +4,11 @@ import type { ServiceConfig } from "../config/service-config.js";
 import type { CheckBudget } from "../decision/authorizer.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import type { KeyStore } from "../token/keys/index.js";
-import { type Generation, type GenerationSeams, PolicyFilesChanged, type SharedKeyStore, loadGeneration, policyFiles, readRevision, rereadKeyFiles } from "./generation.js";
+import { type PolicyBytes, readPolicyBytes, sourceLabel } from "../bundle/snapshot.js";
+import { type Generation, type GenerationSeams, type SharedKeyStore, loadGeneration, rereadKeyFiles } from "./generation.js";
+
+/** Reads the policy's current bytes (throws ConfigError when they cannot be read). */
+export type ReadPolicy = () => Promise<PolicyBytes>;
 
 /** The outcome of one reload, as {@link LivePolicy.reload} and the `reload` event report it. */
 export type ReloadEvent =
@@ -45,9 +49,6 @@ interface Queued {
   readonly resolve: (event: ReloadEvent) => void;
 }
 
-/** Loads are retried this often when the files change while they are read. */
-const MAX_LOAD_ATTEMPTS = 3;
-
 /**
  * The policy generation in force, swapped atomically on reload. Each Check is decided
  * wholly by the generation current when it started: it holds that generation until it
@@ -60,6 +61,7 @@ const MAX_LOAD_ATTEMPTS = 3;
 export class LivePolicy {
   readonly #config: ServiceConfig;
   readonly #seams: GenerationSeams;
+  readonly #read: ReadPolicy;
   readonly #events = new EventEmitter();
   readonly #keyStores = new Set<SharedKeyStore>();
   #live: Live;
@@ -68,26 +70,22 @@ export class LivePolicy {
   #loadingKeys: KeyStore | undefined;
   #closing = false;
 
-  private constructor(config: ServiceConfig, seams: GenerationSeams, generation: Generation) {
+  private constructor(config: ServiceConfig, seams: GenerationSeams, read: ReadPolicy, generation: Generation) {
     this.#config = config;
     this.#seams = seams;
+    this.#read = read;
     this.#live = { generation, active: 0, retired: false };
     this.#keyStores.add(generation.keys);
     this.#events.setMaxListeners(0);
   }
 
-  /** Loads the first generation; a ConfigError stops the start-up. */
-  static async start(config: ServiceConfig, seams: GenerationSeams): Promise<LivePolicy> {
-    let generation: Generation | undefined;
-    for (let attempt = 1; generation === undefined; attempt++) {
-      try {
-        generation = await loadGeneration(config, seams, await readRevision(config));
-      } catch (error) {
-        if (!(error instanceof PolicyFilesChanged)) throw error;
-        if (attempt >= MAX_LOAD_ATTEMPTS) throw asConfigError(config, error);
-      }
-    }
-    const live = new LivePolicy(config, seams, generation);
+  /**
+   * Loads the first generation from what `read` returns (by default the policy files or
+   * bundle file of the config); a ConfigError stops the start-up.
+   */
+  static async start(config: ServiceConfig, seams: GenerationSeams, read: ReadPolicy = () => readPolicyBytes(config.policy)): Promise<LivePolicy> {
+    const generation = await loadGeneration(config, seams, await read());
+    const live = new LivePolicy(config, seams, read, generation);
     live.#logLoaded(generation, { trigger: "start" });
     return live;
   }
@@ -174,7 +172,7 @@ export class LivePolicy {
         event = this.#closing ? this.#refused(null, ["the service is shutting down"], trigger) : await this.#reloadOnce(trigger);
       } catch (error) {
         // Not expected (loading errors are refusals already); the last good generation stays.
-        event = this.#refused(this.#config.dataFile, [`the reload failed (${error instanceof Error ? error.message : String(error)})`], trigger);
+        event = this.#refused(policyName(this.#config), [`the reload failed (${error instanceof Error ? error.message : String(error)})`], trigger);
       }
       job.resolve(event);
       try {
@@ -187,29 +185,28 @@ export class LivePolicy {
 
   async #reloadOnce(trigger: string): Promise<ReloadEvent> {
     const previous = this.#live.generation;
-    for (let attempt = 1; ; attempt++) {
-      const revision = await readRevision(this.#config);
-      if (revision !== null && revision === previous.revision) {
+    let bytes: PolicyBytes;
+    let generation: Generation;
+    try {
+      bytes = await this.#read();
+      if (bytes.revision === previous.revision) {
         await rereadKeyFiles(previous);
-        this.#seams.logger.info({ revision, trigger }, "policy unchanged: nothing to reload (key files read again)");
-        return { outcome: "unchanged", revision, trigger };
+        this.#seams.logger.info({ revision: bytes.revision, trigger }, "policy unchanged: nothing to reload (key files read again)");
+        return { outcome: "unchanged", revision: bytes.revision, trigger };
       }
-      let generation: Generation;
-      try {
-        generation = await loadGeneration(this.#config, this.#seams, revision, previous, (store) => (this.#loadingKeys = store));
-      } catch (error) {
-        if (error instanceof PolicyFilesChanged && attempt < MAX_LOAD_ATTEMPTS && !this.#closing) continue;
-        const { file, problems } = asConfigError(this.#config, error);
-        return this.#refused(file, problems, trigger);
-      }
-      if (this.#closing) {
-        this.#release(generation.keys);
-        return this.#refused(null, ["the service is shutting down"], trigger);
-      }
-      this.#swap(generation);
-      this.#logLoaded(generation, { trigger, previous_revision: previous.revision, keys: generation.keptKeys ? "kept" : "replaced" });
-      return { outcome: "reloaded", revision: generation.revision, previousRevision: previous.revision, keys: generation.keptKeys ? "kept" : "replaced", trigger };
+      generation = await loadGeneration(this.#config, this.#seams, bytes, previous, (store) => (this.#loadingKeys = store));
+    } catch (error) {
+      const { file, problems } = asConfigError(this.#config, error);
+      return this.#refused(file, problems, trigger);
     }
+    if (this.#closing) {
+      this.#release(generation.keys);
+      return this.#refused(null, ["the service is shutting down"], trigger);
+    }
+    this.#swap(generation);
+    const keys = generation.keptKeys ? "kept" : "replaced";
+    this.#logLoaded(generation, { trigger, previous_revision: previous.revision, keys });
+    return { outcome: "reloaded", revision: generation.revision, previousRevision: previous.revision, keys, trigger };
   }
 
   #swap(generation: Generation): void {
@@ -246,9 +243,9 @@ export class LivePolicy {
   }
 
   #logLoaded(generation: Generation, fields: Record<string, unknown>): void {
-    const [data, bundle] = policyFiles(this.#config);
+    const bundle = generation.bundleRevision !== null ? { bundle_revision: generation.bundleRevision, signed: generation.signed } : {};
     this.#seams.logger.info(
-      { revision: generation.revision, data, bundle, issuers: generation.data.issuers.size, ...fields },
+      { revision: generation.revision, ...sourceLabel(this.#config.policy), ...bundle, issuers: generation.data.issuers.size, ...fields },
       `policy loaded: revision ${generation.revision}`,
     );
   }
@@ -256,8 +253,13 @@ export class LivePolicy {
 
 function asConfigError(config: ServiceConfig, error: unknown): ConfigError {
   if (error instanceof ConfigError) return error;
-  if (error instanceof PolicyFilesChanged) return new ConfigError(config.dataFile, ["the policy files kept changing while they were loaded"]);
-  return new ConfigError(config.dataFile, [`cannot be loaded (${error instanceof Error ? error.message : String(error)})`]);
+  return new ConfigError(policyName(config), [`cannot be loaded (${error instanceof Error ? error.message : String(error)})`]);
+}
+
+/** The policy's file (the data file for policy files) or bundle URL, for a refusal without a file of its own. */
+function policyName(config: ServiceConfig): string {
+  const { policy } = config;
+  return policy.kind === "files" ? policy.dataFile : policy.kind === "bundle-file" ? policy.file : policy.url;
 }
 
 function withRevision(response: CheckResponse, revision: string): CheckResponse {

@@ -3,7 +3,9 @@ import type { AuthzData } from "../config/authz-data.js";
 import type { ServiceConfig } from "../config/service-config.js";
 import { DecisionLog } from "../observability/decision-log.js";
 import type { KeyStore } from "../token/keys/index.js";
-import { policyFiles } from "./generation.js";
+import { BundleDownloader } from "../bundle/downloader.js";
+import { sourceFiles, sourceLabel } from "../bundle/snapshot.js";
+import { ConfigError } from "../config/config-error.js";
 import { type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
 import { LivePolicy, type ReloadEvent } from "./live-policy.js";
 import { type DebounceOptions, type PolicyWatcher, watchPolicyFiles } from "./policy-watcher.js";
@@ -16,6 +18,8 @@ export interface ServiceSeams {
   readonly now?: () => number;
   /** How file events are gathered into one reload (default POLICY_WATCH_DEBOUNCE). */
   readonly watchDebounce?: DebounceOptions;
+  /** A number in [0, 1) for the bundle polling jitter (tests). */
+  readonly random?: () => number;
 }
 
 export interface RunningService {
@@ -28,9 +32,12 @@ export interface RunningService {
   readonly revision: string;
   /**
    * Reloads the policy files (what SIGHUP does); resolves with the outcome of a reload
-   * that read them after this call. Never rejects.
+   * that read them after this call. Never rejects. With a bundle server, SIGHUP
+   * downloads the bundle first (see `poll`).
    */
   reload(trigger?: string): Promise<ReloadEvent>;
+  /** With a bundle server: downloads the bundle now and activates it if new; else nothing. */
+  poll(): Promise<void>;
   /** Reopens the decision log file, if there is one (log rotation; what SIGHUP does besides reloading). */
   reopenDecisionLog(): void;
   /** Resolves with the next reload outcome matching `filter` (file changes and SIGHUP included). */
@@ -54,24 +61,51 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     config.decisionLogFile !== undefined
       ? new DecisionLog({ file: config.decisionLogFile, logger: logger.child({ component: "decision-log" }), ...(seams.now ? { now: seams.now } : {}) })
       : undefined;
+  const generationSeams = decisionLog ? { ...seams, decisionLog } : seams;
+  const downloader =
+    config.policy.kind === "bundle-url"
+      ? new BundleDownloader(config.policy, { logger: logger.child({ component: "bundle" }), ...(seams.fetch ? { fetch: seams.fetch } : {}), ...(seams.random ? { random: seams.random } : {}) })
+      : undefined;
   let policy: LivePolicy;
   let server: RunningGrpcServer;
+  let startedFrom: "persisted" | "downloaded" | undefined;
   try {
-    policy = await LivePolicy.start(config, decisionLog ? { ...seams, decisionLog } : seams);
+    if (downloader === undefined) {
+      policy = await LivePolicy.start(config, generationSeams);
+    } else {
+      startedFrom = await downloader.initial();
+      try {
+        policy = await LivePolicy.start(config, generationSeams, downloader.read);
+      } catch (error) {
+        if (startedFrom !== "persisted" || !(error instanceof ConfigError)) throw error;
+        logger.error({ file: error.file, problems: error.problems }, "the persisted bundle is refused: downloading the bundle instead");
+        await downloader.download();
+        startedFrom = "downloaded";
+        policy = await LivePolicy.start(config, generationSeams, downloader.read);
+      }
+    }
   } catch (error) {
+    downloader?.close();
     await decisionLog?.close();
     throw error;
   }
   try {
     server = await startGrpcServer(config.listen, policy, logger, { maxRequestBytes: config.maxRequestBytes });
   } catch (error) {
+    downloader?.close();
     await policy.close();
     await decisionLog?.close();
     throw error;
   }
+  const activate = async (trigger: string) => {
+    const event = await policy.reload(trigger);
+    return { activated: event.outcome === "reloaded" || event.outcome === "unchanged", revision: event.revision };
+  };
+  if (downloader !== undefined) await downloader.started(activate, startedFrom!);
   let watcher: PolicyWatcher | undefined;
-  if (config.watchPolicy) {
-    watcher = watchPolicyFiles(policyFiles(config), (changed) => void policy.reload(`changed: ${changed.join(", ")}`), {
+  const watched = sourceFiles(config.policy);
+  if (config.watchPolicy && watched.length > 0) {
+    watcher = watchPolicyFiles(watched, (changed) => void policy.reload(`changed: ${changed.join(", ")}`), {
       logger,
       ...(seams.watchDebounce ? { debounce: seams.watchDebounce } : {}),
     });
@@ -80,7 +114,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     {
       address: `${config.listen.host}:${server.port}`,
       port: server.port,
-      data: config.dataFile,
+      ...sourceLabel(config.policy),
       issuers: policy.current.data.issuers.size,
       revision: policy.current.revision,
       watch: config.watchPolicy,
@@ -99,12 +133,19 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     get revision() {
       return policy.current.revision;
     },
-    reload: (trigger = "request") => policy.reload(trigger),
+    reload: async (trigger = "request") => {
+      if (downloader !== undefined) await downloader.pollNow(activate);
+      return policy.reload(trigger);
+    },
+    poll: async () => {
+      if (downloader !== undefined) await downloader.pollNow(activate);
+    },
     reopenDecisionLog: () => decisionLog?.reopen(),
     nextReload: (filter) => policy.nextReload(filter),
     onReload: (listener) => policy.onReload(listener),
     async close() {
       watcher?.close();
+      downloader?.close();
       await server.close();
       await policy.close();
       await decisionLog?.close();

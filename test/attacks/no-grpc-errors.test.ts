@@ -103,7 +103,7 @@ beforeAll(async () => {
   );
   const config = parseServiceConfig(join(dir, "service.yaml"), {
     grpc: { listen: "127.0.0.1:0" },
-    policy: { data: dataFile, bundle: BUILT_POLICY_FILE },
+    policy: { data: dataFile, wasm: BUILT_POLICY_FILE },
   });
   service = await startService(config, { logger: captureLogger(), now: () => clockMs });
   target = `127.0.0.1:${service.port}`;
@@ -274,7 +274,7 @@ describe("faults of the deployment or the service are denials", () => {
     });
     const config = parseServiceConfig(join(dir, "broken.yaml"), {
       grpc: { listen: "127.0.0.1:0" },
-      policy: { data: join(dir, "data.yaml"), bundle: join(policyDir, "policy.wasm") },
+      policy: { data: join(dir, "data.yaml"), wasm: join(policyDir, "policy.wasm") },
     });
     const broken = await startService(config, { logger: createLogger("info", stream) });
     try {

@@ -69,7 +69,7 @@ export async function startReloadableService(data: object, serviceOverrides: Rec
   const keys = { check_wait_seconds: TEST_CHECK_WAIT_SECONDS, ...(serviceOverrides["keys"] as object | undefined) };
   const config = parseServiceConfig(join(dir, "service.yaml"), {
     grpc: { listen: "127.0.0.1:0" },
-    policy: { data: dataFile, bundle: bundleFile },
+    policy: { data: dataFile, wasm: bundleFile },
     ...serviceOverrides,
     keys,
   });

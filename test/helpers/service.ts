@@ -57,8 +57,8 @@ export async function startTestService(
   // does not turn a slow loopback fetch into key_unavailable; a test of the wait itself
   // sets its own value.
   const keys = { check_wait_seconds: TEST_CHECK_WAIT_SECONDS, ...(serviceOverrides["keys"] as object | undefined) };
-  // policy.data is always the data written here; a test may name another policy.bundle.
-  const policy = { bundle: BUILT_POLICY_FILE, ...(serviceOverrides["policy"] as object | undefined), data: dataFile };
+  // policy.data is always the data written here; a test may name another policy.wasm.
+  const policy = { wasm: BUILT_POLICY_FILE, ...(serviceOverrides["policy"] as object | undefined), data: dataFile };
   const config = parseServiceConfig(join(dir, "service.yaml"), {
     grpc: { listen: "127.0.0.1:0" },
     log: { level: "silent" },

@@ -102,13 +102,13 @@ beforeAll(async () => {
   await writeFile(join(dir, "data.yaml"), JSON.stringify(data, null, 2));
   await writeFile(join(dir, "file.jwks.json"), JSON.stringify(jwksOf(fileKey)));
   config = join(dir, "service.yaml");
-  await writeFile(config, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "data.yaml", bundle: BUILT_POLICY_FILE } }));
+  await writeFile(config, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "data.yaml", wasm: BUILT_POLICY_FILE } }));
   // The same data, with the loopback issuer's keys in the key store's disk cache.
   const cacheDir = join(dir, "cache");
   await mkdir(cacheDir);
   await writeCachedJwks(cacheDir, { issuer: issuer.issuer, jwksUri: issuer.jwksUri, fetchedAt: Date.now(), jwks: jwksOf(key) });
   cachedConfig = join(dir, "cached.yaml");
-  await writeFile(cachedConfig, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "data.yaml", bundle: BUILT_POLICY_FILE }, keys: { cache_dir: "cache" } }));
+  await writeFile(cachedConfig, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "data.yaml", wasm: BUILT_POLICY_FILE }, keys: { cache_dir: "cache" } }));
 });
 
 afterAll(async () => {
@@ -305,7 +305,7 @@ describe("explain agrees with serve", () => {
     };
     await writeFile(join(dir, "files-only.yaml"), JSON.stringify(data));
     agreeConfig = join(dir, "agree.yaml");
-    await writeFile(agreeConfig, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "files-only.yaml", bundle: BUILT_POLICY_FILE, watch: false } }));
+    await writeFile(agreeConfig, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "files-only.yaml", wasm: BUILT_POLICY_FILE, watch: false } }));
     served = spawnServe(["--config", agreeConfig]);
     const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
     target = `127.0.0.1:${port}`;

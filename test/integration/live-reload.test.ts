@@ -77,7 +77,7 @@ describe("a data change is applied", () => {
     expect(await read(token)).toEqual({ reason: "allowed", revision: event.revision });
     const loaded = svc.logs.filter((l) => l["msg"] === `policy loaded: revision ${event.revision}`);
     expect(loaded).toHaveLength(1);
-    expect(loaded[0]).toMatchObject({ revision: event.revision, previous_revision: before, data: svc.dataFile, bundle: svc.bundleFile, keys: "kept" });
+    expect(loaded[0]).toMatchObject({ revision: event.revision, previous_revision: before, data: svc.dataFile, wasm: svc.bundleFile, keys: "kept" });
   });
 
   it("the same content written again is no reload: nothing is swapped", async () => {

@@ -62,7 +62,7 @@ describe.each(examples)("examples/site/%s", (example) => {
   beforeAll(async () => {
     const data = parse((await readFile(join(EXAMPLES, example, "data.yaml"), "utf8")).replaceAll("${ISSUER}", issuer.issuer)) as object;
     cases = parse((await readFile(join(EXAMPLES, example, "cases.yaml"), "utf8")).replaceAll("${ISSUER}", issuer.issuer)) as SiteCase[];
-    svc = await startTestService(data, { policy: { bundle: compile(example) } });
+    svc = await startTestService(data, { policy: { wasm: compile(example) } });
   });
 
   afterAll(async () => {

@@ -51,7 +51,7 @@ async function fixture(files: Record<string, unknown>): Promise<{ folder: string
 
 /** A service config naming data.yaml beside it and a policy (the built one by default). */
 function service(extra: Record<string, unknown> = {}, bundle: string = BUILT_POLICY_FILE): Record<string, unknown> {
-  return { grpc: { listen: "127.0.0.1:0" }, policy: { data: "data.yaml", bundle }, ...extra };
+  return { grpc: { listen: "127.0.0.1:0" }, policy: { data: "data.yaml", wasm: bundle }, ...extra };
 }
 
 function data(issuers: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -163,7 +163,7 @@ describe("scitokens-authz validate: problems", () => {
       `${config}: tokens.leeway_seconds: expected the clock-skew leeway in seconds, not negative`,
       expect.stringMatching(new RegExp(`^${escape(join(folder, "data.yaml"))}: issuers\\[0\\]\\.base_path: expected an absolute path like "/data", got "a"`)),
       expect.stringMatching(new RegExp(`^${escape(join(folder, "data.yaml"))}: realm: `)),
-      `${join(folder, "missing", "policy.wasm")}: the compiled policy does not exist (run \`npm run build\`, or set policy.bundle)`,
+      `${join(folder, "missing", "policy.wasm")}: the compiled policy does not exist (run \`npm run build\`, or set policy.wasm)`,
       "scitokens-authz validate: 4 problems in 3 files: not valid",
     ]);
 

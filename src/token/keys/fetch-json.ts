@@ -26,6 +26,22 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
  * `KeySourceError` naming the URL and what went wrong.
  */
 export async function fetchJsonObject(url: string, limits: FetchLimits): Promise<Record<string, unknown>> {
+  const response = await fetchBounded(url, limits, { accept: "application/json" });
+  if (response.status !== 200) throw new KeySourceError(`${response.url}: HTTP ${response.status}, expected 200`);
+  return parseJsonObject(response.body, response.url);
+}
+
+/** What {@link fetchBounded} got: a 200 with its body, or a 304 (Not Modified). */
+export type BoundedResponse =
+  | { readonly status: 200; readonly url: string; readonly body: Uint8Array; readonly etag: string | null }
+  | { readonly status: 304; readonly url: string };
+
+/**
+ * GET `url` under `limits`, redirects followed by hand as {@link fetchJsonObject} does,
+ * with extra request headers (such as If-None-Match). A 200's body is read up to
+ * `limits.maxBytes`; a 304 is returned as such; any other status throws KeySourceError.
+ */
+export async function fetchBounded(url: string, limits: FetchLimits, headers: Readonly<Record<string, string>>): Promise<BoundedResponse> {
   const timeout = AbortSignal.timeout(limits.timeoutMs);
   const signal = limits.signal ? AbortSignal.any([timeout, limits.signal]) : timeout;
   let current = url;
@@ -33,11 +49,7 @@ export async function fetchJsonObject(url: string, limits: FetchLimits): Promise
     for (let hop = 0; ; hop++) {
       const problem = keyUrlProblem(current, url);
       if (problem !== null) throw new KeySourceError(`refusing to fetch ${current}: URL ${problem}`);
-      const response = await limits.fetch(current, {
-        redirect: "manual",
-        signal,
-        headers: { accept: "application/json" },
-      });
+      const response = await limits.fetch(current, { redirect: "manual", signal, headers });
       const location = response.headers.get("location");
       if (REDIRECT_STATUSES.has(response.status) && location !== null) {
         await response.body?.cancel();
@@ -45,12 +57,16 @@ export async function fetchJsonObject(url: string, limits: FetchLimits): Promise
         current = new URL(location, current).href;
         continue;
       }
+      if (response.status === 304) {
+        await response.body?.cancel();
+        return { status: 304, url: current };
+      }
       if (response.status !== 200) {
         await response.body?.cancel();
         throw new KeySourceError(`${current}: HTTP ${response.status}, expected 200`);
       }
       const body = await readBounded(response, limits.maxBytes, current);
-      return parseJsonObject(body, current);
+      return { status: 200, url: current, body, etag: response.headers.get("etag") };
     }
   } catch (err) {
     if (err instanceof KeySourceError) throw err;

@@ -233,8 +233,7 @@ describe("parseServiceConfig: defaults", () => {
       file: CONFIG_FILE,
       listen: { host: "127.0.0.1", port: 9292 },
       maxRequestBytes: 16 * 1024 * 1024,
-      dataFile: join(PACKAGE_ROOT, "policies", "demo.yaml"),
-      bundleFile: join(PACKAGE_ROOT, "build", "policy.wasm"),
+      policy: { kind: "files", dataFile: join(PACKAGE_ROOT, "policies", "demo.yaml"), wasmFile: join(PACKAGE_ROOT, "build", "policy.wasm") },
       watchPolicy: true,
       tokens: { maxBytes: 16 * 1024, leewaySeconds: 60, cacheEntries: 10_000 },
       keys: {
@@ -249,14 +248,13 @@ describe("parseServiceConfig: defaults", () => {
       },
       logLevel: "info",
     });
-    expect(config.dataFile.endsWith(join("policies", "demo.yaml"))).toBe(true);
     expect(Object.isFrozen(config)).toBe(true);
   });
 
   it("turns the policy file watch off with policy.watch: false", () => {
     const config = parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292" }, policy: { watch: false } });
     expect(config.watchPolicy).toBe(false);
-    expect(config.dataFile).toBe(join(PACKAGE_ROOT, "policies", "demo.yaml"));
+    expect(config.policy).toMatchObject({ kind: "files", dataFile: join(PACKAGE_ROOT, "policies", "demo.yaml") });
   });
 
   it("allows a leeway of 0", () => {
@@ -267,13 +265,12 @@ describe("parseServiceConfig: defaults", () => {
   it("resolves relative paths against the config file's folder and converts seconds", () => {
     const config = parseServiceConfig(CONFIG_FILE, {
       grpc: { listen: "[::1]:0" },
-      policy: { data: "authz.yaml", bundle: "/opt/policy.wasm" },
+      policy: { data: "authz.yaml", wasm: "/opt/policy.wasm" },
       keys: { cache_dir: "cache", refresh_interval_seconds: 120, unknown_kid_cooldown_seconds: 10, fetch_timeout_seconds: 2.5 },
       log: { level: "debug" },
     });
     expect(config.listen).toEqual({ host: "[::1]", port: 0 });
-    expect(config.dataFile).toBe(join(dirname(CONFIG_FILE), "authz.yaml"));
-    expect(config.bundleFile).toBe("/opt/policy.wasm");
+    expect(config.policy).toEqual({ kind: "files", dataFile: join(dirname(CONFIG_FILE), "authz.yaml"), wasmFile: "/opt/policy.wasm" });
     expect(config.keys).toMatchObject({ cacheDir: join(dirname(CONFIG_FILE), "cache"), refreshIntervalMs: 120_000, unknownKidCooldownMs: 10_000, fetchTimeoutMs: 2_500 });
     expect(config.logLevel).toBe("debug");
   });
