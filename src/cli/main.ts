@@ -47,6 +47,12 @@ Usage:
       Runs decision tables (default DIR/*.tests.yaml) against the policy in DIR (default
       policies/) with its data (--data, else DIR/data.yaml, else DIR/demo.yaml); offline.
       Prints each failing case and "N passed, M failed". Exit 0 all pass, 1 some fail, 2 bad input.
+  scitokens-authz policy build [DIR] [--data FILE] [--output FILE] [--revision REV]
+                               [--signing-key PEM [--signing-alg ALG]] [--json]
+      Writes an OPA bundle (default build/bundle.tar.gz) for policy.bundle: the Rego of DIR
+      (default policies/) compiled to WebAssembly, the authorization data (checked first),
+      and a .manifest whose revision is the git commit (-dirty with uncommitted changes).
+      --signing-key signs it with OPA (.signatures.json, key id "default"). Exit 0 or 2.
   scitokens-authz version | help
 `;
 

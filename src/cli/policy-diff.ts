@@ -1,3 +1,4 @@
+import { policyBuildCommand } from "./policy-build.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -136,11 +137,12 @@ export async function policyCommand(args: readonly string[], out: NodeJS.Writabl
   try {
     const [sub, ...rest] = args;
     if (sub === "test") return await policyTestCommand(rest, out, err);
+    if (sub === "build") return await policyBuildCommand(rest, out, err);
     if (sub === "diff" && (rest.includes("--help") || rest.includes("-h"))) {
       out.write(`${POLICY_USAGE}\n`);
       return DIFF_EXIT.unchanged;
     }
-    if (sub !== "diff") throw new DiffInputError(`unknown policy subcommand ${JSON.stringify(sub ?? "")}: expected "policy diff" or "policy test"`);
+    if (sub !== "diff") throw new DiffInputError(`unknown policy subcommand ${JSON.stringify(sub ?? "")}: expected "policy diff", "policy test" or "policy build"`);
     const { values } = parseArgs({
       args: rest,
       options: { base: { type: "string" }, head: { type: "string" }, requests: { type: "string" }, data: { type: "string" }, json: { type: "boolean", default: false } },

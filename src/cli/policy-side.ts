@@ -11,8 +11,8 @@ import { ENTRYPOINT, PolicyEngine } from "../policy/engine.js";
 const run = promisify(execFile);
 
 /** The pinned OPA and the capabilities file `scripts/setup.mjs` builds the policy with. */
-const OPA = join(PACKAGE_ROOT, ".tools", "bin", "opa");
-const CAPABILITIES = join(PACKAGE_ROOT, "build", "capabilities.json");
+export const OPA = join(PACKAGE_ROOT, ".tools", "bin", "opa");
+export const CAPABILITIES = join(PACKAGE_ROOT, "build", "capabilities.json");
 const POLICY_DIR = "policies";
 const MAX_GIT_OUTPUT = 64 * 1024 * 1024;
 

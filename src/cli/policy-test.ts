@@ -88,7 +88,7 @@ async function isFolder(path: string): Promise<boolean> {
 }
 
 /** `--data` (relative to the current directory), else DIR/data.yaml, else DIR/demo.yaml. */
-function dataFileOf(dir: string, data: string | undefined): string {
+export function dataFileOf(dir: string, data: string | undefined): string {
   if (data !== undefined) {
     const file = resolve(data);
     if (!existsSync(file)) throw new DiffInputError(`--data ${data}: no such file`);

@@ -23,6 +23,9 @@ export function formatValidationText(report: ValidationReport): string {
     `  config     ${checked.config}`,
     `  data       ${checked.data}`,
     `  policy     ${checked.policy}`,
+    ...(checked.bundleRevision !== null
+      ? [`  bundle     revision ${checked.bundleRevision || "(none)"}, signature ${checked.signed ? "verified" : "not checked (no policy.bundle.signing)"}`]
+      : []),
     `  entrypoint ${checked.entrypoint} (answered ${checked.syntheticInputs} synthetic input${checked.syntheticInputs === 1 ? "" : "s"} within its contract)`,
     ...checked.issuers.map((issuer) => `  issuer     ${issuer.issuer}: ${describeKeys(issuer)}`),
     `  routes     ${routes}`,
@@ -54,6 +57,8 @@ export function formatValidationJson(report: ValidationReport): string {
         config: checked.config,
         data: checked.data,
         policy: checked.policy,
+        bundle_revision: checked.bundleRevision,
+        signature_verified: checked.signed,
         entrypoint: checked.entrypoint,
         synthetic_inputs: checked.syntheticInputs,
         issuers: checked.issuers.map((i) => ({ issuer: i.issuer, source: i.source, from: i.from, usable_keys: i.usableKeys })),

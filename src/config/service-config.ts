@@ -69,7 +69,12 @@ const bundleSchema = z.strictObject(
       })
       .optional(),
   },
-  { error: "expected a mapping with file or url (the compiled policy alone is set with policy.wasm)" },
+  {
+    error: (issue) =>
+      typeof issue.input === "string"
+        ? "expected a mapping {file: …} or {url: …}, got a path: the compiled policy alone is now set with policy.wasm"
+        : "expected a mapping {file: …} or {url: …}",
+  },
 );
 
 const schema = z.strictObject({
@@ -254,10 +259,6 @@ function policyCrossChecks(raw: Record<string, unknown>): Array<{ path: Property
   const p = policy as Record<string, unknown>;
   const out: Array<{ path: PropertyKey[]; message: string }> = [];
   const bundle = p["bundle"];
-  if (typeof bundle === "string") {
-    out.push({ path: ["policy", "bundle"], message: `expected a mapping {file: …} or {url: …}, got a path: the compiled policy alone is now set with policy.wasm` });
-    return out;
-  }
   if (bundle === null || typeof bundle !== "object" || Array.isArray(bundle)) return out;
   const b = bundle as Record<string, unknown>;
   for (const key of ["data", "wasm"]) {

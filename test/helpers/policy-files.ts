@@ -43,16 +43,8 @@ function text(data: object | string): string {
 
 let replacements = 0;
 
-/**
- * Starts the real service in-process on 127.0.0.1:0 with `data` as its authorization
- * data and a copy of build/policy.wasm as its compiled policy, both in a fresh folder.
- */
-export async function startReloadableService(data: object, serviceOverrides: Record<string, unknown> = {}): Promise<ReloadableService> {
-  const dir = await mkdtemp(join(tmpdir(), "scitokens-authz-reload-"));
-  const dataFile = join(dir, "authz.yaml");
-  const bundleFile = join(dir, "policy.wasm");
-  await writeFile(dataFile, text(data));
-  await copyFile(BUILT_POLICY_FILE, bundleFile);
+/** A stream for the service's logger that keeps every JSON log line, parsed. */
+export function collectLogs(): { logs: Array<Record<string, unknown>>; sink: Writable } {
   const logs: Array<Record<string, unknown>> = [];
   let partial = "";
   const sink = new Writable({
@@ -66,6 +58,20 @@ export async function startReloadableService(data: object, serviceOverrides: Rec
       done();
     },
   });
+  return { logs, sink };
+}
+
+/**
+ * Starts the real service in-process on 127.0.0.1:0 with `data` as its authorization
+ * data and a copy of build/policy.wasm as its compiled policy, both in a fresh folder.
+ */
+export async function startReloadableService(data: object, serviceOverrides: Record<string, unknown> = {}): Promise<ReloadableService> {
+  const dir = await mkdtemp(join(tmpdir(), "scitokens-authz-reload-"));
+  const dataFile = join(dir, "authz.yaml");
+  const bundleFile = join(dir, "policy.wasm");
+  await writeFile(dataFile, text(data));
+  await copyFile(BUILT_POLICY_FILE, bundleFile);
+  const { logs, sink } = collectLogs();
   const keys = { check_wait_seconds: TEST_CHECK_WAIT_SECONDS, ...(serviceOverrides["keys"] as object | undefined) };
   const config = parseServiceConfig(join(dir, "service.yaml"), {
     grpc: { listen: "127.0.0.1:0" },

@@ -276,6 +276,40 @@ describe("parseServiceConfig: defaults", () => {
   });
 });
 
+describe("parseServiceConfig: policy.bundle", () => {
+  it("reads a bundle file with its signing keys, paths resolved against the config's folder", () => {
+    const config = parseServiceConfig(CONFIG_FILE, {
+      grpc: { listen: "127.0.0.1:9292" },
+      policy: { bundle: { file: "bundle.tar.gz", signing: { keys: { ci: { algorithm: "ES256", key_file: "keys/ci.pem" } }, scope: "prod" } } },
+    });
+    expect(config.policy).toEqual({
+      kind: "bundle-file",
+      file: join(dirname(CONFIG_FILE), "bundle.tar.gz"),
+      maxBytes: 64 * 1024 * 1024,
+      signing: { keys: [{ keyid: "ci", algorithm: "ES256", keyFile: join(dirname(CONFIG_FILE), "keys", "ci.pem") }], keyid: null, scope: "prod" },
+      base: dirname(CONFIG_FILE),
+    });
+  });
+
+  it("reads a bundle server with OPA's polling defaults (60 to 120 s) and no signing", () => {
+    const config = parseServiceConfig(CONFIG_FILE, {
+      grpc: { listen: "127.0.0.1:9292" },
+      policy: { bundle: { url: "https://bundles.example.org/scitokens.tar.gz", persist_dir: "state" } },
+    });
+    expect(config.policy).toEqual({
+      kind: "bundle-url",
+      url: "https://bundles.example.org/scitokens.tar.gz",
+      pollMinMs: 60_000,
+      pollMaxMs: 120_000,
+      timeoutMs: 10_000,
+      persistDir: join(dirname(CONFIG_FILE), "state"),
+      maxBytes: 64 * 1024 * 1024,
+      signing: null,
+      base: dirname(CONFIG_FILE),
+    });
+  });
+});
+
 describe("parseListen", () => {
   it.each<[string, { host: string; port: number } | null]>([
     ["127.0.0.1:9292", { host: "127.0.0.1", port: 9292 }],
