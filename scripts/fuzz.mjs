@@ -48,7 +48,8 @@ function parseArgs(argv) {
   };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
-    if (arg === "--seconds") options.seconds = Math.max(1, number(arg, argv[++i])); // 0 would mean forever to libFuzzer
+    if (arg === "--seconds")
+      options.seconds = Math.max(1, number(arg, argv[++i])); // 0 would mean forever to libFuzzer
     else if (arg === "--runs") options.runs = number(arg, argv[++i]);
     else if (arg === "--seed") options.seed = number(arg, argv[++i]);
     else if (arg === "--keep") options.keep = true;
@@ -235,7 +236,9 @@ try {
       ok = (await fuzzTarget(target, work, options)) && ok;
     }
     ok &&= !interrupted;
-    process.stderr.write(`fuzz: ${options.targets.length} target(s) in ${Math.round((Date.now() - started) / 1000)} s: ${ok ? "no finding" : interrupted ? "interrupted" : "FAILED"}\n`);
+    process.stderr.write(
+      `fuzz: ${options.targets.length} target(s) in ${Math.round((Date.now() - started) / 1000)} s: ${ok ? "no finding" : interrupted ? "interrupted" : "FAILED"}\n`,
+    );
   }
 } finally {
   if (ok && !options.keep) rmSync(work, { recursive: true, force: true });

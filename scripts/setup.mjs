@@ -157,12 +157,7 @@ function generateProtos() {
   const xds = JSON.parse(readFileSync(join(root, "node_modules/@grpc/grpc-js-xds/package.json"), "utf8"));
   const tsProto = JSON.parse(readFileSync(join(root, "node_modules/ts-proto/package.json"), "utf8"));
   const stamp = join(root, "src", "gen", ".stamp");
-  const want = hashOf([
-    readFileSync(join(root, "buf.yaml")),
-    readFileSync(join(root, "proto", "buf.gen.yaml")),
-    xds.version,
-    tsProto.version,
-  ]);
+  const want = hashOf([readFileSync(join(root, "buf.yaml")), readFileSync(join(root, "proto", "buf.gen.yaml")), xds.version, tsProto.version]);
   if (readStamp(stamp) === want) return;
   say("generating Envoy ext_authz stubs into src/gen (buf generate + ts-proto)");
   run(join(root, "node_modules", ".bin", "buf"), ["generate", "--template", "proto/buf.gen.yaml"]);
@@ -197,18 +192,7 @@ function buildPolicy() {
   const capsFile = join(buildDir, "capabilities.json");
   writeFileSync(capsFile, JSON.stringify(caps));
   const bundle = join(buildDir, "policy.tar.gz");
-  run(opaPath, [
-    "build",
-    "--target",
-    "wasm",
-    "--entrypoint",
-    "scitokens/authz/decision",
-    "--capabilities",
-    capsFile,
-    "--output",
-    bundle,
-    ...sources,
-  ]);
+  run(opaPath, ["build", "--target", "wasm", "--entrypoint", "scitokens/authz/decision", "--capabilities", capsFile, "--output", bundle, ...sources]);
   rmSync(wasm, { force: true });
   // Bundle members carry a leading "/" that tar strips (and mentions on stderr).
   run("tar", ["-xzf", bundle, "-C", buildDir, "/policy.wasm"], { stdio: ["ignore", "inherit", "ignore"] });

@@ -5,7 +5,7 @@
 //   2. the Rego gates, one line each: `opa fmt` (nothing to reformat), `opa check --strict`,
 //      `opa test` (the Rego unit tests), their line coverage of the policy files (at least
 //      REGO_COVERAGE_MIN percent), and `regal lint` (configured in .regal/config.yaml);
-//   3. the TypeScript type check of src/ and test/;
+//   3. Biome's format and lint check, then the TypeScript type check of src/ and test/;
 //   4. a short coverage-guided fuzz of the bearer, path and scope parsers (scripts/fuzz.mjs);
 //   5. vitest: unit and integration tests against real servers on loopback.
 import { spawnSync } from "node:child_process";
@@ -173,11 +173,14 @@ gate("regal lint", () => {
   return {
     ok: r.status === 0 && violations.length === 0,
     summary: `${report.summary?.files_scanned ?? "?"} files, ${violations.length} violations (rules: .regal/config.yaml)`,
-    details: violations.map((v) => `  ${where(v)} ${v.category}/${v.title}: ${v.description}`).join("\n") + `\n${r.stderr}`,
+    details: `${violations.map((v) => `  ${where(v)} ${v.category}/${v.title}: ${v.description}`).join("\n")}\n${r.stderr}`,
     seconds: r.seconds,
   };
 });
 
+// Biome (biome.json): formatting, lint and import order of every TypeScript, JavaScript and
+// JSON file; warnings fail too. `npm run format` applies its fixes.
+run("lint and format (biome ci)", join(root, "node_modules", ".bin", "biome"), ["ci", "--error-on-warnings"]);
 run("type check (src/ and test/)", join(root, "node_modules", ".bin", "tsc"), ["-p", "test/tsconfig.json"]);
 // Bounded (about 25 s), seeded; scripts/fuzz.mjs runs it longer.
 run("fuzz (bearer, path and scope parsers)", process.execPath, [join(root, "scripts", "fuzz.mjs"), "--quick"]);

@@ -58,7 +58,11 @@ export async function readBundle(name: string, compressed: Buffer, options: Read
   files.delete(".signatures.json");
   if (options.signing !== null) {
     const signatureProblems = await verifyBundleSignature(signaturesText, files, options.signing);
-    if (signatureProblems.length > 0) throw new ConfigError(name, signatureProblems.map((p) => `signature: ${p}`));
+    if (signatureProblems.length > 0)
+      throw new ConfigError(
+        name,
+        signatureProblems.map((p) => `signature: ${p}`),
+      );
   }
 
   const manifest = parseManifest(files.get(".manifest"), problems);
@@ -108,7 +112,14 @@ async function untar(tarBytes: Buffer): Promise<{ files: Map<string, Buffer>; pr
       if (files.has(path)) problems.push(`${path}: given twice`);
       const chunks: Buffer[] = [];
       entry.on("data", (chunk: Buffer) => chunks.push(chunk));
-      reads.push(new Promise((resolve) => entry.on("end", () => (files.set(path, Buffer.concat(chunks)), resolve()))));
+      reads.push(
+        new Promise((resolve) =>
+          entry.on("end", () => {
+            files.set(path, Buffer.concat(chunks));
+            resolve();
+          }),
+        ),
+      );
     },
   });
   await new Promise<void>((resolve) => {
@@ -210,7 +221,8 @@ function dataAt(tree: Record<string, unknown>, problems: string[]): unknown {
     return undefined;
   }
   for (const key of Object.keys(scitokens)) {
-    if (key !== inner) problems.push(`data.${top}.${key}: data outside data.${BUNDLE_DATA_PATH.join(".")} is not given to the policy; put it in the authorization data`);
+    if (key !== inner)
+      problems.push(`data.${top}.${key}: data outside data.${BUNDLE_DATA_PATH.join(".")} is not given to the policy; put it in the authorization data`);
   }
   if (scitokens[inner] === undefined) problems.push(`expected the authorization data at ${BUNDLE_DATA_PATH.join("/")}/data.json, found none`);
   return scitokens[inner];

@@ -80,7 +80,9 @@ export async function verifyBundleSignature(
     if (keyid === "") return [".signatures.json: the signature names no key (no kid, no keyid) and policy.bundle.signing.keyid is not set"];
     const keyConfig = signing.keys.find((key) => key.keyid === keyid);
     if (keyConfig === undefined) {
-      return [`.signatures.json: signed with key ${JSON.stringify(keyid)}, expected one of policy.bundle.signing.keys: ${signing.keys.map((k) => k.keyid).join(", ")}`];
+      return [
+        `.signatures.json: signed with key ${JSON.stringify(keyid)}, expected one of policy.bundle.signing.keys: ${signing.keys.map((k) => k.keyid).join(", ")}`,
+      ];
     }
     const key = await readPublicKey(keyConfig);
     const verified = await compactVerify(token, key, { algorithms: [keyConfig.algorithm] });

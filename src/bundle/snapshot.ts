@@ -120,6 +120,7 @@ async function readOrFail(file: string, what: string): Promise<Buffer> {
 export async function readPolicyOffline(source: PolicySource): Promise<PolicyBytes> {
   if (source.kind !== "bundle-url") return readPolicyBytes(source);
   const kept = source.persistDir !== null ? join(source.persistDir, PERSISTED_BUNDLE) : null;
-  if (kept === null) throw new ConfigError(source.url, ["the bundle is downloaded at run time, and policy.bundle.persist_dir (where a copy is kept) is not set"]);
+  if (kept === null)
+    throw new ConfigError(source.url, ["the bundle is downloaded at run time, and policy.bundle.persist_dir (where a copy is kept) is not set"]);
   return readPolicyBytes({ ...source, kind: "bundle-file", file: kept });
 }

@@ -123,7 +123,12 @@ function time(value: unknown, nowMs: number): string {
 }
 
 function duration(seconds: number): string {
-  const units: Array<[string, number]> = [["d", 86400], ["h", 3600], ["min", 60], ["s", 1]];
+  const units: Array<[string, number]> = [
+    ["d", 86400],
+    ["h", 3600],
+    ["min", 60],
+    ["s", 1],
+  ];
   const parts: string[] = [];
   let left = seconds;
   for (const [name, size] of units) {

@@ -1,5 +1,5 @@
 import type { PolicyInput, PolicyToken } from "../envoy/policy-input.js";
-import { type PolicyEngine, PolicyFault } from "../policy/engine.js";
+import { type PolicyDecision, type PolicyEngine, PolicyFault } from "../policy/engine.js";
 import type { ParsedScope } from "../token/scopes.js";
 
 /** One scope of the token and whether it grants the request on its own. */
@@ -27,7 +27,7 @@ type VerifiedPolicyToken = Extract<PolicyToken, { state: "verified" }>;
 export function scopeVerdicts(engine: PolicyEngine, input: PolicyInput, token: VerifiedPolicyToken, data: Readonly<Record<string, unknown>>): ScopeVerdict[] {
   return token.scopes.map((scope) => {
     const reduced: PolicyInput = { ...input, token: { ...token, scopes: [scope] } };
-    let result;
+    let result: PolicyDecision;
     try {
       result = engine.evaluate(reduced);
     } catch (error) {
@@ -64,7 +64,8 @@ interface GrantData {
 }
 
 function grantData(input: PolicyInput, token: VerifiedPolicyToken, data: Readonly<Record<string, unknown>>): GrantData {
-  const record = (value: unknown): Record<string, unknown> => (value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
+  const record = (value: unknown): Record<string, unknown> =>
+    value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
   const route = input.route === null ? {} : record(record(data["routes"])[input.route]);
   const issuer = record(record(data["issuers"])[token.iss]);
   const override = (key: string): unknown => (route[key] === null ? undefined : route[key]);
@@ -97,7 +98,8 @@ function whyNot(scope: ParsedScope, input: PolicyInput, token: VerifiedPolicyTok
   const d = grantData(input, token, data);
   const targets = input.destination !== null ? [input.path, input.destination] : [input.path];
   const routeNote = input.route === null ? "" : ` of route ${input.route}`;
-  const restrictedNote = (p: string) => `${p} is outside the issuer's restricted_path (${list(d.bases.flatMap((b) => (d.restricted ?? []).map((r) => join(b, r))))})`;
+  const restrictedNote = (p: string) =>
+    `${p} is outside the issuer's restricted_path (${list(d.bases.flatMap((b) => (d.restricted ?? []).map((r) => join(b, r))))})`;
   const methods = d.verbs[scope.authz];
   if (methods !== undefined) {
     if (!methods.includes(method)) return `wrong method: ${scope.authz} allows ${list(methods)}, not ${method}`;

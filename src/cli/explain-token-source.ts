@@ -5,7 +5,9 @@ import { join } from "node:path";
 export type TokenOrigin = "--token" | "--token-file" | "BEARER_TOKEN" | "BEARER_TOKEN_FILE" | "XDG_RUNTIME_DIR" | "/tmp";
 
 /** A token and where it came from, or none (the request is explained without one). */
-export type TokenSource = { readonly token: string; readonly origin: TokenOrigin; readonly file: string | null } | { readonly token: null; readonly searched: readonly string[] };
+export type TokenSource =
+  | { readonly token: string; readonly origin: TokenOrigin; readonly file: string | null }
+  | { readonly token: null; readonly searched: readonly string[] };
 
 /** A token that was named (an option or a variable) but cannot be read: bad input, exit 2. */
 export class TokenSourceError extends Error {

@@ -56,7 +56,13 @@ interface OfflineKeys {
  * then the decoded payload goes through the same claim reader and time check), and the
  * state is the one `serve` would give the token if its signature is good.
  */
-export async function verifyOffline(token: string, data: AuthzData, config: ServiceConfig, allowedIssuers: ReadonlySet<string> | null, nowMs: number): Promise<OfflineVerification> {
+export async function verifyOffline(
+  token: string,
+  data: AuthzData,
+  config: ServiceConfig,
+  allowedIssuers: ReadonlySet<string> | null,
+  nowMs: number,
+): Promise<OfflineVerification> {
   let used: OfflineKeys | null = null;
   const keys: KeyResolver = async (issuer, header, lookup) => {
     const found = await offlineKeys(issuer, data, config);
@@ -79,14 +85,21 @@ export async function verifyOffline(token: string, data: AuthzData, config: Serv
   try {
     const verified = await verifier.verify(token, allowedIssuers);
     const source = used as OfflineKeys | null;
-    const signature: SignatureCheck = source !== null ? { status: "verified", keys: source.source, from: source.from } : { status: "not_checked", why: "no key was needed" };
+    const signature: SignatureCheck =
+      source !== null ? { status: "verified", keys: source.source, from: source.from } : { status: "not_checked", why: "no key was needed" };
     return { state: verifiedPolicyToken(verified), detail: null, signature, claimsToken: verified, ...decoded };
   } catch (error) {
     if (!(error instanceof DenyError)) throw error;
     if (error.cause instanceof KeysNotOffline) return withoutSignature(decoded, data, config, nowMs);
     const source = used as OfflineKeys | null;
     if (source === null) {
-      return { state: invalid(error), detail: error.detail ?? null, signature: { status: "not_checked", why: `the token is refused before its signature is checked (${error.code})` }, claimsToken, ...decoded };
+      return {
+        state: invalid(error),
+        detail: error.detail ?? null,
+        signature: { status: "not_checked", why: `the token is refused before its signature is checked (${error.code})` },
+        claimsToken,
+        ...decoded,
+      };
     }
     // Keys from the disk cache may be older than the issuer's: a key they lack, or a
     // kid-less token they do not verify, is what `serve` would fetch newer keys for.
@@ -95,7 +108,9 @@ export async function verifyOffline(token: string, data: AuthzData, config: Serv
       return withoutSignature(decoded, data, config, nowMs, `the keys cached on disk (${source.from}) do not verify it, and serve would fetch newer ones`);
     }
     const signatureFailed = error.code === "signature_invalid" || error.code === "key_not_found" || error.code === "alg_not_allowed";
-    const signature: SignatureCheck = signatureFailed ? { status: "failed", keys: source.source, from: source.from } : { status: "verified", keys: source.source, from: source.from };
+    const signature: SignatureCheck = signatureFailed
+      ? { status: "failed", keys: source.source, from: source.from }
+      : { status: "verified", keys: source.source, from: source.from };
     return { state: invalid(error), detail: error.detail ?? null, signature, claimsToken, ...decoded };
   }
 }

@@ -198,7 +198,16 @@ export async function explain(options: ExplainOptions): Promise<Explanation> {
     } else {
       explanation.scopes.push(...notEvaluated(token.claims?.scope, state));
     }
-    const why = result.allow ? null : whyDenied(result.reason, { detail, data, route, token, explanation, input: { method: request.method, path: normalized.path, destinationRemote: destination.remote } });
+    const why = result.allow
+      ? null
+      : whyDenied(result.reason, {
+          detail,
+          data,
+          route,
+          token,
+          explanation,
+          input: { method: request.method, path: normalized.path, destinationRemote: destination.remote },
+        });
     return {
       ...explanation,
       request: { ...request, normalizedPath },
@@ -221,7 +230,8 @@ function embeddedConfig(): ServiceConfig {
 function routeOf(data: AuthzData, name: string | null): RouteSettings {
   if (name === null) return data.defaultRoute;
   const route = data.routes.get(name);
-  if (route === undefined) throw new DenyError("route_unknown", `route ${JSON.stringify(name)} is not defined (routes: ${[...data.routes.keys()].join(", ") || "none"})`);
+  if (route === undefined)
+    throw new DenyError("route_unknown", `route ${JSON.stringify(name)} is not defined (routes: ${[...data.routes.keys()].join(", ") || "none"})`);
   return route;
 }
 
@@ -269,7 +279,7 @@ function acceptedAudiences(data: AuthzData, route: RouteSettings, issuer: string
   const routeData = route.name === null ? undefined : (data.policyData["routes"] as Record<string, Record<string, unknown>> | undefined)?.[route.name];
   const fromRoute = routeData?.["audiences"];
   if (Array.isArray(fromRoute)) return fromRoute as string[];
-  return data.issuers.get(issuer)?.audiences ?? ((data.policyData["audiences"] as string[] | undefined) ?? []);
+  return data.issuers.get(issuer)?.audiences ?? (data.policyData["audiences"] as string[] | undefined) ?? [];
 }
 
 function basePaths(data: AuthzData, route: RouteSettings, issuer: string): readonly string[] {
@@ -284,7 +294,13 @@ interface WhyContext {
   readonly data: AuthzData;
   readonly route: RouteSettings;
   readonly token: Explanation["token"];
-  readonly explanation: { readonly acceptedAudiences: readonly string[] | null; readonly basePaths: readonly string[] | null; readonly scopes: readonly ScopeVerdict[]; readonly now: number; readonly leewaySeconds: number };
+  readonly explanation: {
+    readonly acceptedAudiences: readonly string[] | null;
+    readonly basePaths: readonly string[] | null;
+    readonly scopes: readonly ScopeVerdict[];
+    readonly now: number;
+    readonly leewaySeconds: number;
+  };
   readonly input: { readonly method: string; readonly path: string; readonly destinationRemote: boolean };
 }
 
@@ -293,7 +309,9 @@ function whyDenied(reason: string, c: WhyContext): string | null {
   const claims = c.token.claims;
   switch (reason) {
     case "token_missing":
-      return c.token.searched.length > 0 ? `no token was given, and none was found (BEARER_TOKEN, BEARER_TOKEN_FILE, ${c.token.searched.join(", ")})` : "no token";
+      return c.token.searched.length > 0
+        ? `no token was given, and none was found (BEARER_TOKEN, BEARER_TOKEN_FILE, ${c.token.searched.join(", ")})`
+        : "no token";
     case "issuer_untrusted": {
       const iss = JSON.stringify(claims?.iss);
       if (typeof claims?.iss === "string" && c.data.issuers.has(claims.iss)) {
@@ -324,5 +342,8 @@ function whyDenied(reason: string, c: WhyContext): string | null {
 }
 
 function utc(seconds: number): string {
-  return `${new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "")} UTC`;
+  return `${new Date(seconds * 1000)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "")} UTC`;
 }

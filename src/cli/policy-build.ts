@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -89,15 +89,36 @@ export async function policyBuild(options: BuildOptions): Promise<BuildReport> {
     await mkdir(dirname(output), { recursive: true });
     const signing = options.signingKey !== undefined ? ["--signing-key", resolve(options.signingKey), "--signing-alg", options.signingAlg ?? "RS256"] : [];
     try {
-      await run(OPA, ["build", "--bundle", "--target", "wasm", "--entrypoint", ENTRYPOINT, "--capabilities", CAPABILITIES, "--revision", revision, ...signing, "--output", output, "."], {
-        encoding: "utf8",
-        // Run inside the staging folder: the bundle names its files relative to ".".
-        cwd: stage,
-      });
+      await run(
+        OPA,
+        [
+          "build",
+          "--bundle",
+          "--target",
+          "wasm",
+          "--entrypoint",
+          ENTRYPOINT,
+          "--capabilities",
+          CAPABILITIES,
+          "--revision",
+          revision,
+          ...signing,
+          "--output",
+          output,
+          ".",
+        ],
+        {
+          encoding: "utf8",
+          // Run inside the staging folder: the bundle names its files relative to ".".
+          cwd: stage,
+        },
+      );
     } catch (error) {
       // OPA reports on stdout or stderr, naming the staged copies (policy/NAME.rego): name the operator's files.
       const { stdout, stderr } = error as { stdout?: string; stderr?: string };
-      const said = `${stderr ?? ""}\n${stdout ?? ""}`.replace(/(^|[\s"])policy\/([^\s:"]+\.rego)/g, (_m, lead: string, name: string) => `${lead}${join(dir, name)}`).trim();
+      const said = `${stderr ?? ""}\n${stdout ?? ""}`
+        .replace(/(^|[\s"])policy\/([^\s:"]+\.rego)/g, (_m, lead: string, name: string) => `${lead}${join(dir, name)}`)
+        .trim();
       throw new DiffInputError(`${dir}: the policy does not build: ${said || (error as Error).message}`);
     }
   } finally {

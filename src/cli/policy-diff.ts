@@ -1,13 +1,12 @@
-import { policyBuildCommand } from "./policy-build.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { policyBuildCommand } from "./policy-build.js";
 import { DiffInputError, type PolicySide, loadPolicySide } from "./policy-side.js";
 import { policyTestCommand } from "./policy-test.js";
-import { type ReplayCase, readReplayRequests } from "./replay-requests.js";
 import { type Outcome, decide } from "./replay-decide.js";
-
+import { type ReplayCase, readReplayRequests } from "./replay-requests.js";
 
 /** `policy diff` exit codes: nothing changed, something did, bad input. */
 export const DIFF_EXIT = { unchanged: 0, changed: 1, badInput: 2 } as const;
@@ -19,7 +18,13 @@ export interface ChangeGroup {
   readonly from: Outcome;
   readonly to: Outcome;
   readonly count: number;
-  readonly examples: ReadonlyArray<{ readonly name: string; readonly method: string; readonly path: string; readonly route: string | null; readonly token: string }>;
+  readonly examples: ReadonlyArray<{
+    readonly name: string;
+    readonly method: string;
+    readonly path: string;
+    readonly route: string | null;
+    readonly token: string;
+  }>;
 }
 
 export interface DiffReport {
@@ -68,7 +73,10 @@ export async function policyDiff(options: DiffOptions): Promise<DiffReport> {
       changed++;
       const key = `${describe(from)} → ${describe(to)}`;
       let group = groups.get(key);
-      if (group === undefined) groups.set(key, (group = { from, to, count: 0, examples: [] }));
+      if (group === undefined) {
+        group = { from, to, count: 0, examples: [] };
+        groups.set(key, group);
+      }
       group.count++;
       if (group.examples.length < EXAMPLES_PER_CHANGE) {
         group.examples.push({ name: c.name, method: c.method, path: c.path, route: c.route, token: describeToken(c) });
@@ -76,7 +84,15 @@ export async function policyDiff(options: DiffOptions): Promise<DiffReport> {
     }
     const changes = [...groups.values()].sort((a, b) => b.count - a.count);
     const side = (s: PolicySide) => ({ spec: s.spec, commit: s.commit, data: s.dataName });
-    return { base: side(base), head: side(head), requests: requests.cases.length, notEvaluated: requests.notReplayable, changed, changes, unmetExpectations: unmet };
+    return {
+      base: side(base),
+      head: side(head),
+      requests: requests.cases.length,
+      notEvaluated: requests.notReplayable,
+      changed,
+      changes,
+      unmetExpectations: unmet,
+    };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -133,7 +149,11 @@ export function diffExitCode(report: DiffReport): number {
 const POLICY_USAGE = "usage: scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE] [--json]";
 
 /** `scitokens-authz policy …`: parses its own options; returns the exit code (2 on bad input). */
-export async function policyCommand(args: readonly string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+export async function policyCommand(
+  args: readonly string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
   try {
     const [sub, ...rest] = args;
     if (sub === "test") return await policyTestCommand(rest, out, err);
@@ -142,10 +162,17 @@ export async function policyCommand(args: readonly string[], out: NodeJS.Writabl
       out.write(`${POLICY_USAGE}\n`);
       return DIFF_EXIT.unchanged;
     }
-    if (sub !== "diff") throw new DiffInputError(`unknown policy subcommand ${JSON.stringify(sub ?? "")}: expected "policy diff", "policy test" or "policy build"`);
+    if (sub !== "diff")
+      throw new DiffInputError(`unknown policy subcommand ${JSON.stringify(sub ?? "")}: expected "policy diff", "policy test" or "policy build"`);
     const { values } = parseArgs({
       args: rest,
-      options: { base: { type: "string" }, head: { type: "string" }, requests: { type: "string" }, data: { type: "string" }, json: { type: "boolean", default: false } },
+      options: {
+        base: { type: "string" },
+        head: { type: "string" },
+        requests: { type: "string" },
+        data: { type: "string" },
+        json: { type: "boolean", default: false },
+      },
       strict: true,
     });
     for (const required of ["base", "head", "requests"] as const) if (values[required] === undefined) throw new DiffInputError(`--${required} is required`);

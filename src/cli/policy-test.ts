@@ -3,8 +3,8 @@ import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { type Outcome, decide } from "./replay-decide.js";
 import { DiffInputError, loadPolicySide } from "./policy-side.js";
+import { type Outcome, decide } from "./replay-decide.js";
 import { type ReplayCase, readReplayRequests } from "./replay-requests.js";
 
 /** `policy test` exit codes: every case passes, some case fails, bad input. */
@@ -54,7 +54,8 @@ export async function policyTest(options: TestOptions): Promise<TestReport> {
   const loaded = [];
   for (const table of tables) {
     const { cases } = await readReplayRequests(table);
-    for (const c of cases) if (c.expect === undefined) throw new DiffInputError(`${table}: ${c.name}: no expect (policy test needs the decision each case must get)`);
+    for (const c of cases)
+      if (c.expect === undefined) throw new DiffInputError(`${table}: ${c.name}: no expect (policy test needs the decision each case must get)`);
     loaded.push({ table, cases });
   }
   const work = await mkdtemp(join(tmpdir(), "scitokens-authz-test-"));
@@ -76,7 +77,11 @@ export async function policyTest(options: TestOptions): Promise<TestReport> {
 }
 
 function meets(c: ReplayCase, got: Outcome): boolean {
-  return got.reason === c.expect && (c.expectDecision === undefined || got.decision === c.expectDecision) && (c.expectStatus === undefined || got.status === c.expectStatus);
+  return (
+    got.reason === c.expect &&
+    (c.expectDecision === undefined || got.decision === c.expectDecision) &&
+    (c.expectStatus === undefined || got.status === c.expectStatus)
+  );
 }
 
 async function isFolder(path: string): Promise<boolean> {
@@ -120,14 +125,22 @@ async function expand(pattern: string): Promise<string[]> {
   const name = basename(pattern);
   if (/[*?[]/.test(folder)) throw new DiffInputError(`--tables ${pattern}: wildcards are allowed in the file name only`);
   if (!/[*?]/.test(name)) return existsSync(pattern) ? [pattern] : [];
-  const regex = new RegExp(`^${name.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", "[^/]*").replaceAll("?", "[^/]")}$`);
+  const regex = new RegExp(
+    `^${name
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replaceAll("*", "[^/]*")
+      .replaceAll("?", "[^/]")}$`,
+  );
   let names: string[];
   try {
     names = await readdir(folder);
   } catch {
     return [];
   }
-  return names.filter((n) => regex.test(n)).sort().map((n) => join(folder, n));
+  return names
+    .filter((n) => regex.test(n))
+    .sort()
+    .map((n) => join(folder, n));
 }
 
 function describeOutcome(o: { readonly decision: string | null; readonly reason: string; readonly status: number | null }): string {

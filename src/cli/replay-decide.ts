@@ -66,6 +66,9 @@ function policyToken(side: PolicySide, c: ReplayCase, allowed: ReadonlySet<strin
 }
 
 function deny(reason: string, status?: number): Outcome {
-  return { decision: "deny", reason, status: status ?? (isReasonCode(reason) && reason !== "allowed" && reason !== "passthrough" ? DENY_SHAPES[reason].http : 403) };
+  return {
+    decision: "deny",
+    reason,
+    status: status ?? (isReasonCode(reason) && reason !== "allowed" && reason !== "passthrough" ? DENY_SHAPES[reason].http : 403),
+  };
 }
-

@@ -2,19 +2,17 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { parseDestination } from "../envoy/destination.js";
+import type { LoggedToken } from "../observability/decision-record.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
 import { DenyError } from "../reasons/index.js";
-import { parseScopes, splitScopeString, type ParsedScope } from "../token/scopes.js";
-import type { LoggedToken } from "../observability/decision-record.js";
+import { type ParsedScope, parseScopes, splitScopeString } from "../token/scopes.js";
 import { DiffInputError } from "./policy-side.js";
 
 /**
  * The token of a request to re-evaluate, as given (its state is never checked again):
  * what the decision log keeps of a token, less the hash of its `jti`.
  */
-export type ReplayToken =
-  | Exclude<LoggedToken, { readonly state: "verified" }>
-  | Omit<Extract<LoggedToken, { readonly state: "verified" }>, "jti_sha256">;
+export type ReplayToken = Exclude<LoggedToken, { readonly state: "verified" }> | Omit<Extract<LoggedToken, { readonly state: "verified" }>, "jti_sha256">;
 
 /** One request to decide under both policies. */
 export interface ReplayCase {
@@ -162,7 +160,8 @@ function fromTable(file: string, text: string): ReplayRequests {
   } catch (error) {
     throw new DiffInputError(`${file}: not YAML (${(error as Error).message.split("\n")[0]})`);
   }
-  if (!Array.isArray(doc)) throw new DiffInputError(`${file}: expected a decision table (a YAML list of {name, request, token, expect}) or a decision log (JSON lines)`);
+  if (!Array.isArray(doc))
+    throw new DiffInputError(`${file}: expected a decision table (a YAML list of {name, request, token, expect}) or a decision log (JSON lines)`);
   const cases = doc.map((raw, index) => {
     const parsed = tableEntry.safeParse(raw);
     if (!parsed.success) {
@@ -183,7 +182,9 @@ function tableCase(file: string, index: number, entry: z.infer<typeof tableEntry
   let destination: string | null = null;
   let destinationRemote = false;
   if (entry.request.destination !== undefined) {
-    const parsed = entry.request.destination.startsWith("/") ? ({ local: true, path: entry.request.destination } as const) : parseDestination(entry.request.destination, host);
+    const parsed = entry.request.destination.startsWith("/")
+      ? ({ local: true, path: entry.request.destination } as const)
+      : parseDestination(entry.request.destination, host);
     if (parsed.local) {
       const dest = normalizeRequestPath(parsed.path);
       if (!dest.ok) throw new DiffInputError(`${where}: request.destination is refused before any policy (path_invalid: ${dest.why})`);
@@ -222,7 +223,10 @@ function tableTokenOf(where: string, token: z.infer<typeof tableToken> | undefin
   try {
     scopes = parseScopes(entries);
   } catch (error) {
-    if (error instanceof DenyError) throw new DiffInputError(`${where}: token.scope: ${error.code}${error.detail ? ` (${error.detail})` : ""}; give {state: invalid, reason: ${error.code}} instead`);
+    if (error instanceof DenyError)
+      throw new DiffInputError(
+        `${where}: token.scope: ${error.code}${error.detail ? ` (${error.detail})` : ""}; give {state: invalid, reason: ${error.code}} instead`,
+      );
     throw error;
   }
   const aud = token.aud === undefined || token.aud === null ? null : typeof token.aud === "string" ? [token.aud] : token.aud;

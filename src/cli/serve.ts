@@ -1,6 +1,14 @@
 import { resolve } from "node:path";
 import { ConfigError } from "../config/config-error.js";
-import { BUILT_POLICY_FILE, DEMO_DATA_FILE, PACKAGE_ROOT, type ServiceConfig, loadServiceConfig, parseListen, parseServiceConfig } from "../config/service-config.js";
+import {
+  BUILT_POLICY_FILE,
+  DEMO_DATA_FILE,
+  PACKAGE_ROOT,
+  type ServiceConfig,
+  loadServiceConfig,
+  parseListen,
+  parseServiceConfig,
+} from "../config/service-config.js";
 import { type DevIssuer, mintToken, startDevIssuer } from "../dev-issuer/index.js";
 import { createLogger } from "../observability/logger.js";
 import { type RunningService, startService } from "../server/service.js";
@@ -108,7 +116,7 @@ async function printDemo(issuer: DevIssuer, target: string): Promise<void> {
     "Denied (401 token_missing): no token",
     `  ${check} --method GET --path /protected/data/hello.txt`,
     "",
-    "More tokens:  npx scitokens-authz token create --scope storage.create:/data/new --aud " + DEMO.audience,
+    `More tokens:  npx scitokens-authz token create --scope storage.create:/data/new --aud ${DEMO.audience}`,
     "Stop with Ctrl-C. Decision logs follow as JSON lines.",
     "",
   ];

@@ -8,7 +8,7 @@ import { type AuthzData, loadAuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
 import { readYamlFile } from "../config/read-yaml.js";
 import { BUILT_POLICY_FILE, DEMO_DATA_FILE, type PolicySource, type ServiceConfig, loadServiceConfig, parseServiceConfig } from "../config/service-config.js";
-import { buildPolicyInput, type PolicyInput, type PolicyToken } from "../envoy/policy-input.js";
+import { type PolicyInput, type PolicyToken, buildPolicyInput } from "../envoy/policy-input.js";
 import { ENTRYPOINT, PolicyEngine } from "../policy/engine.js";
 import { KEY_STORE_DEFAULTS, KeyStore } from "../token/keys/index.js";
 import { KeySourceError } from "../token/keys/key-source-error.js";
@@ -129,7 +129,11 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
       wasm = { name: source.wasmFile, bytes: await readFile(source.wasmFile) };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      problems.push({ file: source.wasmFile, problem: code === "ENOENT" ? "the compiled policy does not exist (run `npm run build`, or set policy.wasm)" : `cannot be read (${code ?? messageOf(error)})` });
+      problems.push({
+        file: source.wasmFile,
+        problem:
+          code === "ENOENT" ? "the compiled policy does not exist (run `npm run build`, or set policy.wasm)" : `cannot be read (${code ?? messageOf(error)})`,
+      });
     }
     checked.revision = await revisionOf(source.dataFile, source.wasmFile);
   } else {
@@ -141,7 +145,9 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
     const persisted = source.kind === "bundle-url" && source.persistDir !== null ? join(source.persistDir, PERSISTED_BUNDLE) : null;
     const local = source.kind === "bundle-file" ? source.file : persisted !== null && (await exists(persisted)) ? persisted : null;
     if (local === null) {
-      notChecked.push(`the bundle (downloaded from ${source.kind === "bundle-url" ? source.url : ""} at run time, and none is kept in policy.bundle.persist_dir yet)`);
+      notChecked.push(
+        `the bundle (downloaded from ${source.kind === "bundle-url" ? source.url : ""} at run time, and none is kept in policy.bundle.persist_dir yet)`,
+      );
     } else {
       try {
         const bytes = await readPolicyBytes(source.kind === "bundle-file" ? source : { ...source, kind: "bundle-file", file: local });

@@ -20,9 +20,7 @@ export type PathAuthz = keyof typeof DEFAULT_VERBS;
 export const PATH_AUTHZ = Object.keys(DEFAULT_VERBS) as PathAuthz[];
 
 /** Asymmetric JWS algorithms an issuer may be configured with (none and HMAC never). */
-export const ASYMMETRIC_ALGORITHMS = [
-  "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
-] as const;
+export const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"] as const;
 export const DEFAULT_ALGORITHMS = ["RS256", "ES256"] as const;
 
 /** True when a URL may be fetched for keys: HTTPS, or HTTP to a loopback host (SEMANTICS §3). */
@@ -66,17 +64,19 @@ const audience = z.string().min(1, "expected a non-empty audience string");
 const fetchableUrl = z.string().refine(isFetchableUrl, "expected an https:// URL (http:// only for loopback hosts: 127.0.0.0/8, [::1], localhost)");
 const seconds = z.number().int("expected a whole number of seconds").positive("expected a positive number of seconds");
 
-const issuerSchema = z
-  .strictObject({
-    issuer: z.string().min(1, "expected the exact `iss` value of the issuer's tokens"),
-    jwks_uri: fetchableUrl.optional(),
-    jwks_file: z.string().min(1).optional(),
-    base_path: pathList,
-    restricted_path: z.array(configuredPath).min(1, "expected at least one path, or leave restricted_path out").optional(),
-    audiences: z.array(audience).optional(),
-    algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS, { error: `expected one of ${ASYMMETRIC_ALGORITHMS.join(", ")} (none and HMAC are never allowed)` })).min(1).optional(),
-    max_lifetime: seconds.optional(),
-  });
+const issuerSchema = z.strictObject({
+  issuer: z.string().min(1, "expected the exact `iss` value of the issuer's tokens"),
+  jwks_uri: fetchableUrl.optional(),
+  jwks_file: z.string().min(1).optional(),
+  base_path: pathList,
+  restricted_path: z.array(configuredPath).min(1, "expected at least one path, or leave restricted_path out").optional(),
+  audiences: z.array(audience).optional(),
+  algorithms: z
+    .array(z.enum(ASYMMETRIC_ALGORITHMS, { error: `expected one of ${ASYMMETRIC_ALGORITHMS.join(", ")} (none and HMAC are never allowed)` }))
+    .min(1)
+    .optional(),
+  max_lifetime: seconds.optional(),
+});
 
 const namedScopeSchema = z.strictObject({
   methods: z.array(method).min(1, "expected at least one method"),
@@ -104,7 +104,12 @@ const policyHeader = z
 /** An operator's deny reason: a new code (checked in crossChecks), and the HTTP status its denials get. */
 const OPERATOR_REASON_NAME = /^[a-z][a-z0-9_]*$/;
 const operatorReason = z.strictObject({
-  status: z.number().int("expected an HTTP status").min(400, "expected an HTTP status from 400 to 599").max(599, "expected an HTTP status from 400 to 599").default(403),
+  status: z
+    .number()
+    .int("expected an HTTP status")
+    .min(400, "expected an HTTP status from 400 to 599")
+    .max(599, "expected an HTTP status from 400 to 599")
+    .default(403),
 });
 
 const onMissing = z.enum(["deny", "passthrough"]);
@@ -126,22 +131,21 @@ const routeSchema = z.strictObject({
   username_claim: usernameClaim.optional(),
 });
 
-const authzDataSchema = z
-  .strictObject({
-    audiences: z.array(audience, { error: 'expected a list of audience strings (may be empty; "ANY" allowed)' }),
-    issuers: z.array(issuerSchema).min(1, "expected at least one trusted issuer"),
-    verbs: z.partialRecord(z.enum(PATH_AUTHZ), z.array(method)).optional(),
-    named_scopes: z.record(z.string(), namedScopeSchema).optional(),
-    headers: headersSchema.optional(),
-    realm: realm.default("scitokens-authz"),
-    on_missing: onMissing.default("deny"),
-    on_invalid: onInvalid.default("deny"),
-    cors_preflight: corsPreflight.default("allow"),
-    username_claim: usernameClaim.default("sub"),
-    routes: z.record(z.string().min(1, "expected a route name"), routeSchema).optional(),
-    policy_headers: z.array(policyHeader).optional(),
-    reasons: z.record(z.string(), operatorReason).optional(),
-  });
+const authzDataSchema = z.strictObject({
+  audiences: z.array(audience, { error: 'expected a list of audience strings (may be empty; "ANY" allowed)' }),
+  issuers: z.array(issuerSchema).min(1, "expected at least one trusted issuer"),
+  verbs: z.partialRecord(z.enum(PATH_AUTHZ), z.array(method)).optional(),
+  named_scopes: z.record(z.string(), namedScopeSchema).optional(),
+  headers: headersSchema.optional(),
+  realm: realm.default("scitokens-authz"),
+  on_missing: onMissing.default("deny"),
+  on_invalid: onInvalid.default("deny"),
+  cors_preflight: corsPreflight.default("allow"),
+  username_claim: usernameClaim.default("sub"),
+  routes: z.record(z.string().min(1, "expected a route name"), routeSchema).optional(),
+  policy_headers: z.array(policyHeader).optional(),
+  reasons: z.record(z.string(), operatorReason).optional(),
+});
 
 type Problem = { path: PropertyKey[]; message: string };
 

@@ -1,23 +1,23 @@
-export { ConfigError } from "./config-error.js";
 export {
-  type AuthzData,
-  type IssuerPolicy,
-  type RouteSettings,
-  type PathAuthz,
   ASYMMETRIC_ALGORITHMS,
+  type AuthzData,
   DEFAULT_ALGORITHMS,
   DEFAULT_VERBS,
+  type IssuerPolicy,
   PATH_AUTHZ,
+  type PathAuthz,
+  type RouteSettings,
   isFetchableUrl,
   loadAuthzData,
   parseAuthzData,
 } from "./authz-data.js";
+export { ConfigError } from "./config-error.js";
 export {
-  type ListenAddress,
-  type ServiceConfig,
   BUILT_POLICY_FILE,
   DEMO_DATA_FILE,
+  type ListenAddress,
   PACKAGE_ROOT,
+  type ServiceConfig,
   loadServiceConfig,
   parseListen,
   parseServiceConfig,

@@ -23,7 +23,11 @@ const listen = z.string().transform((value, ctx) => {
 
 const seconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).nonnegative(`expected ${what} in seconds, not negative`);
 const positiveSeconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).positive(`expected ${what} in seconds, above 0`);
-const positiveInt = (what: string) => z.number({ error: `expected ${what}` }).int(`expected ${what} as a whole number`).positive(`expected ${what} above 0`);
+const positiveInt = (what: string) =>
+  z
+    .number({ error: `expected ${what}` })
+    .int(`expected ${what} as a whole number`)
+    .positive(`expected ${what} above 0`);
 
 /**
  * The largest CheckRequest accepted. Envoy bounds what it sends (request headers at most
@@ -264,20 +268,29 @@ function policyCrossChecks(raw: Record<string, unknown>): Array<{ path: Property
   for (const key of ["data", "wasm"]) {
     if (p[key] !== undefined) out.push({ path: ["policy", key], message: "expected no policy.data or policy.wasm with policy.bundle: the bundle holds both" });
   }
-  if ((b["file"] === undefined) === (b["url"] === undefined)) out.push({ path: ["policy", "bundle"], message: "expected exactly one of file (a local bundle) and url (a bundle server)" });
+  if ((b["file"] === undefined) === (b["url"] === undefined))
+    out.push({ path: ["policy", "bundle"], message: "expected exactly one of file (a local bundle) and url (a bundle server)" });
   if (b["file"] !== undefined) {
     for (const key of ["polling", "timeout_seconds", "persist_dir"]) {
       if (b[key] !== undefined) out.push({ path: ["policy", "bundle", key], message: "applies to a bundle server (url) only, not to a bundle file" });
     }
   }
   const polling = b["polling"] as Record<string, unknown> | undefined;
-  if (polling && typeof polling["min_delay_seconds"] === "number" && typeof polling["max_delay_seconds"] === "number" && polling["min_delay_seconds"] > polling["max_delay_seconds"]) {
+  if (
+    polling &&
+    typeof polling["min_delay_seconds"] === "number" &&
+    typeof polling["max_delay_seconds"] === "number" &&
+    polling["min_delay_seconds"] > polling["max_delay_seconds"]
+  ) {
     out.push({ path: ["policy", "bundle", "polling"], message: "expected min_delay_seconds not above max_delay_seconds" });
   }
   const signing = b["signing"] as Record<string, unknown> | undefined;
   const keys = signing?.["keys"];
   if (typeof signing?.["keyid"] === "string" && keys !== null && typeof keys === "object" && !Object.hasOwn(keys, signing["keyid"])) {
-    out.push({ path: ["policy", "bundle", "signing", "keyid"], message: `expected one of the keys (${Object.keys(keys).join(", ")}), got ${JSON.stringify(signing["keyid"])}` });
+    out.push({
+      path: ["policy", "bundle", "signing", "keyid"],
+      message: `expected one of the keys (${Object.keys(keys).join(", ")}), got ${JSON.stringify(signing["keyid"])}`,
+    });
   }
   return out;
 }

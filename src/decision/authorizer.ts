@@ -2,18 +2,18 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuthzData, RouteSettings } from "../config/authz-data.js";
 import { type Decision, type ResponseSettings, decisionToResponse } from "../envoy/decision-to-response.js";
-import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
-import { LogLimiter } from "../observability/log-limiter.js";
 import { moveDestination } from "../envoy/destination.js";
+import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
 import { type PolicyInput, type PolicyToken, buildPolicyInput, policyHeaders, verifiedPolicyToken } from "../envoy/policy-input.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
+import type { DecisionEvent } from "../observability/decision-log.js";
+import { LogLimiter } from "../observability/log-limiter.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
 import type { PolicyDecision, PolicyEngine } from "../policy/engine.js";
+import { DenyError } from "../reasons/index.js";
 import { extractBearer } from "../token/bearer.js";
 import type { VerifiedToken } from "../token/claims.js";
 import type { TokenVerifier } from "../token/verify.js";
-import { DenyError } from "../reasons/index.js";
-import type { DecisionEvent } from "../observability/decision-log.js";
 
 export interface AuthorizerParts {
   readonly data: AuthzData;
@@ -215,7 +215,14 @@ export class Authorizer {
     };
   }
 
-  #log(decision: Decision, http: HttpRequestView | undefined, route: RouteSettings, path: string | undefined, token: VerifiedToken | undefined, started: bigint): void {
+  #log(
+    decision: Decision,
+    http: HttpRequestView | undefined,
+    route: RouteSettings,
+    path: string | undefined,
+    token: VerifiedToken | undefined,
+    started: bigint,
+  ): void {
     const micros = Number((process.hrtime.bigint() - started) / 1000n);
     this.#parts.logger.info(
       {

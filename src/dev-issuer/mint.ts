@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { SignJWT } from "jose";
 import type { CryptoKey, JWTHeaderParameters, KeyObject } from "jose";
+import { SignJWT } from "jose";
 
 /**
  * The token profiles of docs/semantics.md §1, named by the version claim they carry:

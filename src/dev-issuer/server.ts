@@ -1,13 +1,13 @@
-import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 import type { CryptoKey, JWK } from "jose";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 import { hostForUrl, isLoopbackHost } from "./loopback.js";
 import { removeDevIssuerState, writeDevIssuerState } from "./state-file.js";
 
-export { readDevIssuerState, DevIssuerStateError } from "./state-file.js";
 export type { DevIssuerState, DevIssuerStateFile } from "./state-file.js";
+export { DevIssuerStateError, readDevIssuerState } from "./state-file.js";
 
 export interface DevIssuerOptions {
   /** Must be a loopback host (127.0.0.0/8, ::1, localhost). Defaults to 127.0.0.1. */
@@ -47,8 +47,7 @@ export async function startDevIssuer(o: DevIssuerOptions): Promise<DevIssuer> {
   const alg = o.alg ?? "ES256";
   if (!isLoopbackHost(host)) {
     throw new Error(
-      `the development issuer only listens on loopback hosts (127.0.0.0/8, ::1, localhost), not "${host}": ` +
-        "it serves unauthenticated keys over plain HTTP",
+      `the development issuer only listens on loopback hosts (127.0.0.0/8, ::1, localhost), not "${host}": it serves unauthenticated keys over plain HTTP`,
     );
   }
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {

@@ -1,7 +1,7 @@
 import { readFile, rm } from "node:fs/promises";
+import type { CryptoKey, JWK } from "jose";
 import { importJWK } from "jose";
 import { writePrivateFile } from "../fs/write-private-file.js";
-import type { CryptoKey, JWK } from "jose";
 
 /**
  * What a running development issuer leaves on disk so that a separate process (the

@@ -1,8 +1,8 @@
-import { type DenyReason, type OperatorReason, type ReasonCode, isReasonCode } from "../reasons/index.js";
-import type { CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { type HeaderValueOption, HeaderValueOption_HeaderAppendAction } from "../gen/envoy/config/core/v3/base.js";
-import { StatusCode as HttpStatusCode } from "../gen/envoy/type/v3/http_status.js";
+import type { CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
+import type { StatusCode as HttpStatusCode } from "../gen/envoy/type/v3/http_status.js";
 import { CONTROL_CHARACTER } from "../paths/normalize.js";
+import { type DenyReason, type OperatorReason, type ReasonCode, isReasonCode } from "../reasons/index.js";
 import type { VerifiedToken } from "../token/claims.js";
 
 /** gRPC status codes used in CheckResponse.status (google.rpc.Code). */

@@ -1,5 +1,5 @@
-import { DenyError } from "../reasons/index.js";
 import type { CheckRequest } from "../gen/envoy/service/auth/v3/external_auth.js";
+import { DenyError } from "../reasons/index.js";
 
 /** The parts of an Envoy CheckRequest the service reads. */
 export interface HttpRequestView {

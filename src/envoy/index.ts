@@ -1,4 +1,4 @@
-export { type Decision, DENY_SHAPES, GrpcCode, type ResponseSettings, decisionToResponse } from "./decision-to-response.js";
+export { DENY_SHAPES, type Decision, GrpcCode, type ResponseSettings, decisionToResponse } from "./decision-to-response.js";
 export { type Destination, parseDestination } from "./destination.js";
 export { type HttpRequestView, SINGLE_VALUED_HEADERS, readHttpRequest } from "./http-request.js";
 export { type InputParts, type PolicyInput, type PolicyToken, buildPolicyInput, verifiedPolicyToken } from "./policy-input.js";

@@ -1,7 +1,7 @@
 import { type WriteStream, createWriteStream } from "node:fs";
 import type { Logger } from "pino";
-import { LogLimiter } from "./log-limiter.js";
 import { type DecisionEvent, buildDecisionRecord } from "./decision-record.js";
+import { LogLimiter } from "./log-limiter.js";
 
 export { type DecisionEvent, type DecisionRecord, type LoggedToken, buildDecisionRecord, hashJti } from "./decision-record.js";
 

@@ -73,9 +73,7 @@ export class PolicyEngine {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       throw new ConfigError(wasmFile, [
-        code === "ENOENT"
-          ? "the compiled policy does not exist (run `npm run build`, or set policy.wasm)"
-          : `cannot be read (${code ?? String(error)})`,
+        code === "ENOENT" ? "the compiled policy does not exist (run `npm run build`, or set policy.wasm)" : `cannot be read (${code ?? String(error)})`,
       ]);
     }
     return PolicyEngine.fromBytes(wasmFile, bytes, data);

@@ -1,10 +1,10 @@
 import { EventEmitter } from "node:events";
+import { type PolicyBytes, readPolicyBytes, sourceLabel } from "../bundle/snapshot.js";
 import { ConfigError } from "../config/config-error.js";
 import type { ServiceConfig } from "../config/service-config.js";
 import type { CheckBudget } from "../decision/authorizer.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import type { KeyStore } from "../token/keys/index.js";
-import { type PolicyBytes, readPolicyBytes, sourceLabel } from "../bundle/snapshot.js";
 import { type Generation, type GenerationSeams, type SharedKeyStore, loadGeneration, rereadKeyFiles } from "./generation.js";
 
 /** Reads the policy's current bytes (throws ConfigError when they cannot be read). */

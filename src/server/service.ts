@@ -1,11 +1,11 @@
 import type { Logger } from "pino";
+import { BundleDownloader } from "../bundle/downloader.js";
+import { sourceFiles, sourceLabel } from "../bundle/snapshot.js";
 import type { AuthzData } from "../config/authz-data.js";
+import { ConfigError } from "../config/config-error.js";
 import type { ServiceConfig } from "../config/service-config.js";
 import { DecisionLog } from "../observability/decision-log.js";
 import type { KeyStore } from "../token/keys/index.js";
-import { BundleDownloader } from "../bundle/downloader.js";
-import { sourceFiles, sourceLabel } from "../bundle/snapshot.js";
-import { ConfigError } from "../config/config-error.js";
 import { type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
 import { LivePolicy, type ReloadEvent } from "./live-policy.js";
 import { type DebounceOptions, type PolicyWatcher, watchPolicyFiles } from "./policy-watcher.js";
@@ -64,7 +64,11 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   const generationSeams = decisionLog ? { ...seams, decisionLog } : seams;
   const downloader =
     config.policy.kind === "bundle-url"
-      ? new BundleDownloader(config.policy, { logger: logger.child({ component: "bundle" }), ...(seams.fetch ? { fetch: seams.fetch } : {}), ...(seams.random ? { random: seams.random } : {}) })
+      ? new BundleDownloader(config.policy, {
+          logger: logger.child({ component: "bundle" }),
+          ...(seams.fetch ? { fetch: seams.fetch } : {}),
+          ...(seams.random ? { random: seams.random } : {}),
+        })
       : undefined;
   let policy: LivePolicy;
   let server: RunningGrpcServer;

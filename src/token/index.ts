@@ -1,4 +1,4 @@
 export { extractBearer } from "./bearer.js";
 export { type TokenProfile, type VerifiedToken, checkTime, detectProfile, readClaims } from "./claims.js";
 export { type ParsedScope, parseScopes, splitScopeString } from "./scopes.js";
-export { type KeyRecheck, type KeyResolver, type TokenVerifierOptions, TokenVerifier } from "./verify.js";
+export { type KeyRecheck, type KeyResolver, TokenVerifier, type TokenVerifierOptions } from "./verify.js";

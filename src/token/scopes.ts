@@ -1,6 +1,6 @@
 import { PATH_AUTHZ } from "../config/authz-data.js";
-import { DenyError } from "../reasons/index.js";
 import { CONTROL_CHARACTER, normalizeScopePath } from "../paths/normalize.js";
+import { DenyError } from "../reasons/index.js";
 
 /** One entry of a token's scope, as the policy sees it (policies/README.md). */
 export interface ParsedScope {

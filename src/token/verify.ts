@@ -3,8 +3,8 @@ import { type CryptoKey, type JWSHeaderParameters, compactVerify, decodeJwt, dec
 import { LRUCache } from "lru-cache";
 import type { IssuerPolicy } from "../config/authz-data.js";
 import { DenyError } from "../reasons/index.js";
-import { type VerifiedToken, checkTime, readClaims } from "./claims.js";
 import { splitCanonicalJws } from "./canonical-jws.js";
+import { type VerifiedToken, checkTime, readClaims } from "./claims.js";
 import { fromJoseError } from "./jose-errors.js";
 
 /**

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, KeyObject, randomUUID, X509Certificate, type webcrypto } from "node:crypto";
+import { KeyObject, X509Certificate, createHash, generateKeyPairSync, randomUUID, type webcrypto } from "node:crypto";
 import type { CryptoKey, JWK } from "jose";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { CheckResponse } from "../../src/gen/envoy/service/auth/v3/external_auth.js";
@@ -110,7 +110,10 @@ afterEach(() => {
   expect(attacker.requests, "requests the attacker's server received").toEqual([]);
   for (const server of [issuer, issuerB, weakIssuer]) {
     const expected = new Set([new URL(server.jwksUri).pathname, new URL(`${server.issuer}/.well-known/openid-configuration`).pathname]);
-    expect(server.requests.filter((target) => !expected.has(target)), `unexpected requests to ${server.issuer}`).toEqual([]);
+    expect(
+      server.requests.filter((target) => !expected.has(target)),
+      `unexpected requests to ${server.issuer}`,
+    ).toEqual([]);
   }
 });
 
@@ -130,7 +133,17 @@ function withoutUndefined(value: Record<string, unknown>): Record<string, unknow
 /** A valid SciTokens 2 claim set of `iss` granting read:/; `undefined` removes a claim. */
 function claims(overrides: Record<string, unknown> = {}, iss: string = issuer.issuer): Record<string, unknown> {
   const iat = nowSeconds();
-  return withoutUndefined({ ver: "scitoken:2.0", iss, sub: "catalogue", aud: TEST_AUDIENCE, scope: "read:/", iat, exp: iat + 600, jti: randomUUID(), ...overrides });
+  return withoutUndefined({
+    ver: "scitoken:2.0",
+    iss,
+    sub: "catalogue",
+    aud: TEST_AUDIENCE,
+    scope: "read:/",
+    iat,
+    exp: iat + 600,
+    jti: randomUUID(),
+    ...overrides,
+  });
 }
 
 /** An ES256 header naming issuer A's key; `undefined` removes a parameter. */
@@ -140,7 +153,8 @@ const header = (overrides: Record<string, unknown> = {}) => withoutUndefined({ a
 const signedByIssuer = (h: object | string | Uint8Array = header(), c: object | string | Uint8Array = claims()) => forge(h, c, es256(ec.privateKey));
 
 /** Signed by the attacker's key; the header names the attacker's kid unless told otherwise. */
-const signedByAttacker = (h: object | string | Uint8Array = header({ kid: evil.kid }), c: object | string | Uint8Array = claims()) => forge(h, c, es256(evil.privateKey));
+const signedByAttacker = (h: object | string | Uint8Array = header({ kid: evil.kid }), c: object | string | Uint8Array = claims()) =>
+  forge(h, c, es256(evil.privateKey));
 
 /** The issuer's signature over `header.payload` as given, as a signature segment. */
 const issuerSignatureOver = (h: string, p: string) => b64u(es256(ec.privateKey)(Buffer.from(`${h}.${p}`, "latin1")));
@@ -233,10 +247,14 @@ const algNone: AttackCase[] = [
     expect: algNotAllowed,
   },
   { name: 'alg "none" without kid or typ', token: () => forge({ alg: "none" }, claims(), ""), expect: algNotAllowed },
-  { name: 'alg "none" with an untrusted iss (alg is refused first)', token: () => forge({ alg: "none" }, claims({}, attacker.issuer), ""), expect: algNotAllowed },
+  {
+    name: 'alg "none" with an untrusted iss (alg is refused first)',
+    token: () => forge({ alg: "none" }, claims({}, attacker.issuer), ""),
+    expect: algNotAllowed,
+  },
   // Spellings that are not JSON at all never get as far as the algorithm.
-  { name: "alg none unquoted ({\"alg\":none})", token: () => forge(`{"alg":none,"kid":"${ec.kid}"}`, claims(), ""), expect: malformed },
-  { name: "alg none in a truncated header ({\"alg\":\"none\")", token: () => forge('{"alg":"none"', claims(), ""), expect: malformed },
+  { name: 'alg none unquoted ({"alg":none})', token: () => forge(`{"alg":none,"kid":"${ec.kid}"}`, claims(), ""), expect: malformed },
+  { name: 'alg none in a truncated header ({"alg":"none")', token: () => forge('{"alg":"none"', claims(), ""), expect: malformed },
   { name: "alg none with a trailing comma", token: () => forge('{"alg":"none",}', claims(), ""), expect: malformed },
   { name: "alg none in single quotes", token: () => forge("{'alg':'none'}", claims(), ""), expect: malformed },
 ];
@@ -276,7 +294,11 @@ const hmacConfusion: AttackCase[] = [
     token: () => forge(header({ alg }), claims(), hmac(256, pem(ec.publicKey))),
     expect: algNotAllowed,
   })),
-  { name: "HS256 without kid, keyed with A's SPKI PEM", token: () => forge(header({ alg: "HS256", kid: undefined }), claims(), hmac(256, pem(ec.publicKey))), expect: algNotAllowed },
+  {
+    name: "HS256 without kid, keyed with A's SPKI PEM",
+    token: () => forge(header({ alg: "HS256", kid: undefined }), claims(), hmac(256, pem(ec.publicKey))),
+    expect: algNotAllowed,
+  },
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -290,20 +312,52 @@ const evilX5c = () => [evilCert.toString("base64")];
 const evilJwkWithoutKid = () => withoutUndefined({ ...evil.publicJwk, kid: undefined });
 
 const keyInjection: AttackCase[] = [
-  { name: "x5c: a real self-signed certificate of the attacker's key, with A's kid", token: () => signedByAttacker(header({ x5c: evilX5c() })), expect: badSignature },
+  {
+    name: "x5c: a real self-signed certificate of the attacker's key, with A's kid",
+    token: () => signedByAttacker(header({ x5c: evilX5c() })),
+    expect: badSignature,
+  },
   { name: "x5c: the same certificate, no kid", token: () => signedByAttacker(header({ kid: undefined, x5c: evilX5c() })), expect: badSignature },
   {
     name: "x5c and x5t#S256 of the certificate, the attacker's kid",
     token: () => signedByAttacker(header({ kid: evil.kid, x5c: evilX5c(), "x5t#S256": b64u(createHash("sha256").update(evilCert).digest()) })),
     expect: keyNotFound,
   },
-  { name: "jwk: the attacker's key carrying A's kid, no kid in the header", token: () => signedByAttacker(header({ kid: undefined, jwk: { ...evil.publicJwk, kid: ec.kid } })), expect: badSignature },
-  { name: "jwk: the attacker's key without kid, no kid in the header", token: () => signedByAttacker(header({ kid: undefined, jwk: evilJwkWithoutKid() })), expect: badSignature },
-  { name: "jwk: the attacker's key without kid, the attacker's kid in the header", token: () => signedByAttacker(header({ kid: evil.kid, jwk: evilJwkWithoutKid() })), expect: keyNotFound },
-  { name: "jku: a data: URL holding the attacker's JWKS, the attacker's kid", token: () => signedByAttacker(header({ kid: evil.kid, jku: dataUrl(evilJwks(evil.kid)) })), expect: keyNotFound },
-  { name: "jku: a data: URL holding the attacker's key under A's kid", token: () => signedByAttacker(header({ jku: dataUrl(evilJwks(ec.kid)) })), expect: badSignature },
-  { name: "jku: a path on the trusted issuer's own origin, the attacker's kid", token: () => signedByAttacker(header({ kid: evil.kid, jku: `${issuer.url}/attacker/jwks` })), expect: keyNotFound },
-  { name: "jku: the attacker's JWKS, which publishes the attacker's key under A's kid", token: () => signedByAttacker(header({ jku: attacker.jwksUri })), expect: badSignature },
+  {
+    name: "jwk: the attacker's key carrying A's kid, no kid in the header",
+    token: () => signedByAttacker(header({ kid: undefined, jwk: { ...evil.publicJwk, kid: ec.kid } })),
+    expect: badSignature,
+  },
+  {
+    name: "jwk: the attacker's key without kid, no kid in the header",
+    token: () => signedByAttacker(header({ kid: undefined, jwk: evilJwkWithoutKid() })),
+    expect: badSignature,
+  },
+  {
+    name: "jwk: the attacker's key without kid, the attacker's kid in the header",
+    token: () => signedByAttacker(header({ kid: evil.kid, jwk: evilJwkWithoutKid() })),
+    expect: keyNotFound,
+  },
+  {
+    name: "jku: a data: URL holding the attacker's JWKS, the attacker's kid",
+    token: () => signedByAttacker(header({ kid: evil.kid, jku: dataUrl(evilJwks(evil.kid)) })),
+    expect: keyNotFound,
+  },
+  {
+    name: "jku: a data: URL holding the attacker's key under A's kid",
+    token: () => signedByAttacker(header({ jku: dataUrl(evilJwks(ec.kid)) })),
+    expect: badSignature,
+  },
+  {
+    name: "jku: a path on the trusted issuer's own origin, the attacker's kid",
+    token: () => signedByAttacker(header({ kid: evil.kid, jku: `${issuer.url}/attacker/jwks` })),
+    expect: keyNotFound,
+  },
+  {
+    name: "jku: the attacker's JWKS, which publishes the attacker's key under A's kid",
+    token: () => signedByAttacker(header({ jku: attacker.jwksUri })),
+    expect: badSignature,
+  },
   { name: "jku: a file: URL, the attacker's kid", token: () => signedByAttacker(header({ kid: evil.kid, jku: "file:///etc/passwd" })), expect: keyNotFound },
   {
     name: "x5u, x5c, jwk and jku at once, no kid",
@@ -361,7 +415,11 @@ const algValues: AttackCase[] = [
   ].map(([what, alg]) => ({ name: `alg as ${what as string}`, token: () => signedByIssuer(header({ alg })), expect: algNotAllowed })),
   { name: "no alg at all", token: () => signedByIssuer(header({ alg: undefined })), expect: algNotAllowed },
   // Asymmetric confusion: the kid is real, but its key is of another type.
-  { name: "RS256 naming A's EC key, signed with A's RSA key", token: () => forge(header({ alg: "RS256", kid: ec.kid }), claims(), rs256(rsa.privateKey)), expect: keyNotFound },
+  {
+    name: "RS256 naming A's EC key, signed with A's RSA key",
+    token: () => forge(header({ alg: "RS256", kid: ec.kid }), claims(), rs256(rsa.privateKey)),
+    expect: keyNotFound,
+  },
   { name: "ES256 naming A's RSA key, signed with A's EC key", token: () => signedByIssuer(header({ kid: rsa.kid })), expect: keyNotFound },
 ];
 
@@ -375,7 +433,11 @@ const critAndB64: AttackCase[] = [
   { name: "crit: [1]", token: () => signedByIssuer(header({ crit: [1] })), expect: malformed },
   { name: "crit naming kid (a registered parameter)", token: () => signedByIssuer(header({ crit: ["kid"] })), expect: malformed },
   { name: "crit naming alg", token: () => signedByIssuer(header({ crit: ["alg"] })), expect: malformed },
-  { name: "crit naming b64 and an unknown extension", token: () => signedByIssuer(header({ crit: ["b64", "urn:example:x"], b64: true, "urn:example:x": 1 })), expect: malformed },
+  {
+    name: "crit naming b64 and an unknown extension",
+    token: () => signedByIssuer(header({ crit: ["b64", "urn:example:x"], b64: true, "urn:example:x": 1 })),
+    expect: malformed,
+  },
   { name: "crit naming b64, which is absent", token: () => signedByIssuer(header({ crit: ["b64"] })), expect: malformed },
   { name: 'crit naming b64, b64: "false" (a string)', token: () => signedByIssuer(header({ crit: ["b64"], b64: "false" })), expect: malformed },
   {
@@ -394,12 +456,20 @@ const critAndB64: AttackCase[] = [
     },
     expect: malformed,
   },
-  { name: "crit naming b64, b64: false, signed by the attacker under A's kid", token: () => signedByAttacker(header({ crit: ["b64"], b64: false })), expect: badSignature },
+  {
+    name: "crit naming b64, b64: false, signed by the attacker under A's kid",
+    token: () => signedByAttacker(header({ crit: ["b64"], b64: false })),
+    expect: badSignature,
+  },
   // RFC 7515 §4.1.11 forbids producers a duplicate in crit and lets recipients reject it
   // (MAY); b64: true changes nothing, so the issuer's token is accepted.
   { name: "crit naming b64 twice, b64: true", token: () => signedByIssuer(header({ crit: ["b64", "b64"], b64: true })), expect: allowed() },
   { name: "crit naming b64, b64: true (RFC 7797's default, understood)", token: () => signedByIssuer(header({ crit: ["b64"], b64: true })), expect: allowed() },
-  { name: "b64: false without crit is ignored (RFC 7797 §6): the payload is base64url claims", token: () => signedByIssuer(header({ b64: false })), expect: allowed() },
+  {
+    name: "b64: false without crit is ignored (RFC 7797 §6): the payload is base64url claims",
+    token: () => signedByIssuer(header({ b64: false })),
+    expect: allowed(),
+  },
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -411,15 +481,46 @@ const innerValid = () => signedByIssuer(header(), claims({ scope: "write:/ read:
 const jweAndNesting: AttackCase[] = [
   {
     name: "JWE compact (five segments, RSA-OAEP-256 / A256GCM)",
-    token: () => [segment({ alg: "RSA-OAEP-256", enc: "A256GCM", kid: ec.kid }), b64u(new Uint8Array(256)), b64u(new Uint8Array(12)), b64u("ciphertext"), b64u(new Uint8Array(16))].join("."),
+    token: () =>
+      [
+        segment({ alg: "RSA-OAEP-256", enc: "A256GCM", kid: ec.kid }),
+        b64u(new Uint8Array(256)),
+        b64u(new Uint8Array(12)),
+        b64u("ciphertext"),
+        b64u(new Uint8Array(16)),
+      ].join("."),
     expect: malformed,
   },
-  { name: "JWE compact with alg dir (empty encrypted key)", token: () => [segment({ alg: "dir", enc: "A128GCM" }), "", b64u(new Uint8Array(12)), b64u("ciphertext"), b64u(new Uint8Array(16))].join("."), expect: malformed },
+  {
+    name: "JWE compact with alg dir (empty encrypted key)",
+    token: () => [segment({ alg: "dir", enc: "A128GCM" }), "", b64u(new Uint8Array(12)), b64u("ciphertext"), b64u(new Uint8Array(16))].join("."),
+    expect: malformed,
+  },
   { name: "a valid token with two more segments (five in all)", token: () => `${signedByIssuer()}.${b64u("x")}.${b64u("y")}`, expect: malformed },
-  { name: "cty JWT, signed by the issuer, payload an alg-none token granting write:/", token: () => signedByIssuer(header({ cty: "JWT" }), innerNone()), method: "PUT", expect: malformed },
-  { name: "cty JWT, signed by the issuer, payload a valid token of the issuer", token: () => signedByIssuer(header({ cty: "JWT" }), innerValid()), method: "PUT", expect: malformed },
-  { name: "cty JWT, signed by the attacker under A's kid, payload a valid token of the issuer", token: () => signedByAttacker(header({ cty: "JWT" }), innerValid()), method: "PUT", expect: malformed },
-  { name: "no cty, signed by the issuer, payload a valid token of the issuer", token: () => signedByIssuer(header(), innerValid()), method: "PUT", expect: malformed },
+  {
+    name: "cty JWT, signed by the issuer, payload an alg-none token granting write:/",
+    token: () => signedByIssuer(header({ cty: "JWT" }), innerNone()),
+    method: "PUT",
+    expect: malformed,
+  },
+  {
+    name: "cty JWT, signed by the issuer, payload a valid token of the issuer",
+    token: () => signedByIssuer(header({ cty: "JWT" }), innerValid()),
+    method: "PUT",
+    expect: malformed,
+  },
+  {
+    name: "cty JWT, signed by the attacker under A's kid, payload a valid token of the issuer",
+    token: () => signedByAttacker(header({ cty: "JWT" }), innerValid()),
+    method: "PUT",
+    expect: malformed,
+  },
+  {
+    name: "no cty, signed by the issuer, payload a valid token of the issuer",
+    token: () => signedByIssuer(header(), innerValid()),
+    method: "PUT",
+    expect: malformed,
+  },
   {
     name: "cty JWT over an ordinary claims payload is read as those claims",
     token: () => signedByIssuer(header({ cty: "JWT" }), claims({ scope: "read:/data" })),
@@ -435,21 +536,98 @@ const claimsWith = (before: Array<readonly [string, unknown]>, base: Record<stri
   jsonText([...before, ...membersOf(base), ...after]);
 
 const duplicates: AttackCase[] = [
-  { name: 'header {"alg":"ES256","alg":"none"}, empty signature: none counts', token: () => forge(dupHeader([["alg", "ES256"], ["alg", "none"], ["kid", ec.kid]]), claims(), ""), expect: algNotAllowed },
-  { name: 'header {"alg":"none","alg":"ES256"}, empty signature: ES256 counts', token: () => forge(dupHeader([["alg", "none"], ["alg", "ES256"], ["kid", ec.kid]]), claims(), ""), expect: badSignature },
+  {
+    name: 'header {"alg":"ES256","alg":"none"}, empty signature: none counts',
+    token: () =>
+      forge(
+        dupHeader([
+          ["alg", "ES256"],
+          ["alg", "none"],
+          ["kid", ec.kid],
+        ]),
+        claims(),
+        "",
+      ),
+    expect: algNotAllowed,
+  },
+  {
+    name: 'header {"alg":"none","alg":"ES256"}, empty signature: ES256 counts',
+    token: () =>
+      forge(
+        dupHeader([
+          ["alg", "none"],
+          ["alg", "ES256"],
+          ["kid", ec.kid],
+        ]),
+        claims(),
+        "",
+      ),
+    expect: badSignature,
+  },
   {
     name: 'header {"alg":"ES256","alg":"HS256"}, keyed with A\'s PEM: HS256 counts',
-    token: () => forge(dupHeader([["alg", "ES256"], ["alg", "HS256"], ["kid", ec.kid]]), claims(), hmac(256, pem(ec.publicKey))),
+    token: () =>
+      forge(
+        dupHeader([
+          ["alg", "ES256"],
+          ["alg", "HS256"],
+          ["kid", ec.kid],
+        ]),
+        claims(),
+        hmac(256, pem(ec.publicKey)),
+      ),
     expect: algNotAllowed,
   },
   {
     name: 'header {"alg":"HS256","alg":"ES256"}, keyed with A\'s PEM: ES256 counts',
-    token: () => forge(dupHeader([["alg", "HS256"], ["alg", "ES256"], ["kid", ec.kid]]), claims(), hmac(256, pem(ec.publicKey))),
+    token: () =>
+      forge(
+        dupHeader([
+          ["alg", "HS256"],
+          ["alg", "ES256"],
+          ["kid", ec.kid],
+        ]),
+        claims(),
+        hmac(256, pem(ec.publicKey)),
+      ),
     expect: badSignature,
   },
-  { name: "header kid twice, the attacker's then A's, signed by the attacker", token: () => signedByAttacker(dupHeader([["alg", "ES256"], ["kid", evil.kid], ["kid", ec.kid]])), expect: badSignature },
-  { name: "header kid twice, A's then the attacker's, signed by the attacker", token: () => signedByAttacker(dupHeader([["alg", "ES256"], ["kid", ec.kid], ["kid", evil.kid]])), expect: keyNotFound },
-  { name: "header kid twice, an unknown one then A's, signed by the issuer", token: () => signedByIssuer(dupHeader([["alg", "ES256"], ["kid", "unknown"], ["kid", ec.kid]])), expect: allowed() },
+  {
+    name: "header kid twice, the attacker's then A's, signed by the attacker",
+    token: () =>
+      signedByAttacker(
+        dupHeader([
+          ["alg", "ES256"],
+          ["kid", evil.kid],
+          ["kid", ec.kid],
+        ]),
+      ),
+    expect: badSignature,
+  },
+  {
+    name: "header kid twice, A's then the attacker's, signed by the attacker",
+    token: () =>
+      signedByAttacker(
+        dupHeader([
+          ["alg", "ES256"],
+          ["kid", ec.kid],
+          ["kid", evil.kid],
+        ]),
+      ),
+    expect: keyNotFound,
+  },
+  {
+    name: "header kid twice, an unknown one then A's, signed by the issuer",
+    token: () =>
+      signedByIssuer(
+        dupHeader([
+          ["alg", "ES256"],
+          ["kid", "unknown"],
+          ["kid", ec.kid],
+        ]),
+      ),
+    expect: allowed(),
+  },
   {
     name: "iss twice, A then the attacker's, signed by the attacker: the attacker's issuer is untrusted",
     token: () => signedByAttacker(header({ kid: evil.kid }), claimsWith([], claims(), [["iss", attacker.issuer]])),
@@ -527,7 +705,13 @@ const prototypePollution: AttackCase[] = [
   },
   {
     name: "a header whose kid is only under __proto__",
-    token: () => signedByIssuer(jsonText([["alg", "ES256"], ["__proto__", { kid: evil.kid }]])),
+    token: () =>
+      signedByIssuer(
+        jsonText([
+          ["alg", "ES256"],
+          ["__proto__", { kid: evil.kid }],
+        ]),
+      ),
     expect: allowed(),
   },
 ];
@@ -552,14 +736,30 @@ const signatures: AttackCase[] = [
   { name: "psychic: r = s = n (the group order)", token: withSignatureBytes(() => Buffer.concat([P256_ORDER, P256_ORDER])), expect: badSignature },
   { name: "psychic: r = 0 with the real s", token: withSignatureBytes((sig) => Buffer.concat([Buffer.alloc(32), sig.subarray(32)])), expect: badSignature },
   { name: "psychic: the real r with s = 0", token: withSignatureBytes((sig) => Buffer.concat([sig.subarray(0, 32), Buffer.alloc(32)])), expect: badSignature },
-  { name: "psychic: r = s = n, DER-encoded", token: withSignatureBytes(() => Buffer.from(`3046022100${P256_ORDER.toString("hex")}022100${P256_ORDER.toString("hex")}`, "hex")), expect: badSignature },
+  {
+    name: "psychic: r = s = n, DER-encoded",
+    token: withSignatureBytes(() => Buffer.from(`3046022100${P256_ORDER.toString("hex")}022100${P256_ORDER.toString("hex")}`, "hex")),
+    expect: badSignature,
+  },
   { name: "the real ECDSA signature DER-encoded instead of r‖s", token: () => forge(header(), claims(), es256Der(ec.privateKey)), expect: badSignature },
   { name: "ECDSA signature one byte short (63)", token: withSignatureBytes((sig) => sig.subarray(0, 63)), expect: badSignature },
-  { name: "ECDSA signature one zero byte long (65, appended)", token: withSignatureBytes((sig) => Buffer.concat([sig, Buffer.alloc(1)])), expect: badSignature },
-  { name: "ECDSA signature one zero byte long (65, prepended)", token: withSignatureBytes((sig) => Buffer.concat([Buffer.alloc(1), sig])), expect: badSignature },
+  {
+    name: "ECDSA signature one zero byte long (65, appended)",
+    token: withSignatureBytes((sig) => Buffer.concat([sig, Buffer.alloc(1)])),
+    expect: badSignature,
+  },
+  {
+    name: "ECDSA signature one zero byte long (65, prepended)",
+    token: withSignatureBytes((sig) => Buffer.concat([Buffer.alloc(1), sig])),
+    expect: badSignature,
+  },
   { name: "ECDSA signature of r only (32 bytes)", token: withSignatureBytes((sig) => sig.subarray(0, 32)), expect: badSignature },
   { name: "ECDSA signature twice (128 bytes)", token: withSignatureBytes((sig) => Buffer.concat([sig, sig])), expect: badSignature },
-  { name: "ECDSA signature with r and s swapped", token: withSignatureBytes((sig) => Buffer.concat([sig.subarray(32), sig.subarray(0, 32)])), expect: badSignature },
+  {
+    name: "ECDSA signature with r and s swapped",
+    token: withSignatureBytes((sig) => Buffer.concat([sig.subarray(32), sig.subarray(0, 32)])),
+    expect: badSignature,
+  },
   { name: "an empty signature on an ES256 token", token: withSignatureBytes(() => new Uint8Array(0)), expect: badSignature },
   {
     name: "the signature of another of A's tokens (splicing)",
@@ -586,7 +786,11 @@ const signatures: AttackCase[] = [
     },
     expect: badSignature,
   },
-  { name: "RS256 control: A's RSA key signs a valid token", token: () => forge(header({ alg: "RS256", kid: rsa.kid }), claims(), rs256(rsa.privateKey)), expect: allowed() },
+  {
+    name: "RS256 control: A's RSA key signs a valid token",
+    token: () => forge(header({ alg: "RS256", kid: rsa.kid }), claims(), rs256(rsa.privateKey)),
+    expect: allowed(),
+  },
   {
     name: "ECDSA malleability: (r, n − s) is the issuer's signature too",
     token: withSignatureBytes((sig) => Buffer.concat([sig.subarray(0, 32), negateModOrder(sig.subarray(32))])),
@@ -601,9 +805,17 @@ const issuerBClaims = () => claims({}, issuerB.issuer);
 
 const crossIssuer: AttackCase[] = [
   { name: "A's token naming B's kid, signed with B's key", token: () => forge(header({ kid: ecB.kid }), claims(), es256(ecB.privateKey)), expect: keyNotFound },
-  { name: "B's token naming A's kid, signed with A's key", token: () => forge(header({ kid: ec.kid }), issuerBClaims(), es256(ec.privateKey)), expect: keyNotFound },
+  {
+    name: "B's token naming A's kid, signed with A's key",
+    token: () => forge(header({ kid: ec.kid }), issuerBClaims(), es256(ec.privateKey)),
+    expect: keyNotFound,
+  },
   { name: "A's token naming A's kid, signed with B's key", token: () => forge(header({ kid: ec.kid }), claims(), es256(ecB.privateKey)), expect: badSignature },
-  { name: "B's token without kid, signed with A's key", token: () => forge(header({ kid: undefined }), issuerBClaims(), es256(ec.privateKey)), expect: badSignature },
+  {
+    name: "B's token without kid, signed with A's key",
+    token: () => forge(header({ kid: undefined }), issuerBClaims(), es256(ec.privateKey)),
+    expect: badSignature,
+  },
   { name: "B's own token (control)", token: () => forge(header({ kid: ecB.kid }), issuerBClaims(), es256(ecB.privateKey)), expect: allowed() },
 ];
 
@@ -612,16 +824,32 @@ const weakIssuerClaims = () => claims({}, weakIssuer.issuer);
 const weakKeys: AttackCase[] = [
   // jose refuses RSA keys under 2048 bits; such a key is left out when the set is
   // loaded, so a token naming it finds no key (and is never a fault of the service).
-  { name: "RS256 naming the issuer's 1024-bit RSA key, signed with it", token: () => forge(header({ alg: "RS256", kid: weakRsa.kid }), weakIssuerClaims(), rs256(weakRsa.privateKey)), expect: keyNotFound },
-  { name: "RS256 without kid, the issuer's only RSA key has 1024 bits", token: () => forge(header({ alg: "RS256", kid: undefined }), weakIssuerClaims(), rs256(weakRsa.privateKey)), expect: keyNotFound },
-  { name: "the same issuer's ES256 key still works (control)", token: () => forge(header({ kid: ecW.kid }), weakIssuerClaims(), es256(ecW.privateKey)), expect: allowed() },
+  {
+    name: "RS256 naming the issuer's 1024-bit RSA key, signed with it",
+    token: () => forge(header({ alg: "RS256", kid: weakRsa.kid }), weakIssuerClaims(), rs256(weakRsa.privateKey)),
+    expect: keyNotFound,
+  },
+  {
+    name: "RS256 without kid, the issuer's only RSA key has 1024 bits",
+    token: () => forge(header({ alg: "RS256", kid: undefined }), weakIssuerClaims(), rs256(weakRsa.privateKey)),
+    expect: keyNotFound,
+  },
+  {
+    name: "the same issuer's ES256 key still works (control)",
+    token: () => forge(header({ kid: ecW.kid }), weakIssuerClaims(), es256(ecW.privateKey)),
+    expect: allowed(),
+  },
 ];
 
 // ---------------------------------------------------------------------------------------
 // Compact serialization structure
 
 const structure: AttackCase[] = [
-  ...["..", "...", "....", ".", "a..c", ".b.c", "a.b.", "..c", "a.."].map((token) => ({ name: `the token ${JSON.stringify(token)}`, token: () => token, expect: malformed })),
+  ...["..", "...", "....", ".", "a..c", ".b.c", "a.b.", "..c", "a.."].map((token) => ({
+    name: `the token ${JSON.stringify(token)}`,
+    token: () => token,
+    expect: malformed,
+  })),
   { name: "8 000 dots", token: () => ".".repeat(8000), expect: malformed },
   { name: "a valid token with a trailing dot", token: () => `${signedByIssuer()}.`, expect: malformed },
   { name: "a valid token with a leading dot", token: () => `.${signedByIssuer()}`, expect: malformed },
@@ -629,7 +857,11 @@ const structure: AttackCase[] = [
   { name: "a valid token with two dots between header and payload", token: () => signedByIssuer().replace(".", ".."), expect: malformed },
   { name: "a valid token without its payload (header..signature)", token: () => segmentsOf(signedByIssuer()).with(1, "").join("."), expect: malformed },
   { name: "a valid token without its header (.payload.signature)", token: () => segmentsOf(signedByIssuer()).with(0, "").join("."), expect: malformed },
-  { name: "a valid token without its signature (header.payload.) is unsigned", token: () => segmentsOf(signedByIssuer()).with(2, "").join("."), expect: badSignature },
+  {
+    name: "a valid token without its signature (header.payload.) is unsigned",
+    token: () => segmentsOf(signedByIssuer()).with(2, "").join("."),
+    expect: badSignature,
+  },
   ...[
     ["null", "null"],
     ["an array", "[]"],
@@ -691,7 +923,11 @@ const claimTypes: AttackCase[] = [
     ["scope", { "read:/": true }],
     ["wlcg.groups", [1]],
     ["wlcg.groups", { group: "/cms" }],
-  ].map(([name, value]) => ({ name: `${name as string}: ${JSON.stringify(value)}`, token: () => signedByIssuer(header(), claims({ [name as string]: value })), expect: claimInvalid })),
+  ].map(([name, value]) => ({
+    name: `${name as string}: ${JSON.stringify(value)}`,
+    token: () => signedByIssuer(header(), claims({ [name as string]: value })),
+    expect: claimInvalid,
+  })),
   { name: "iss: an array holding A", token: () => signedByIssuer(header(), claims({ iss: [issuer.issuer] })), expect: claimInvalid },
   { name: "no iss", token: () => signedByIssuer(header(), claims({ iss: undefined })), expect: claimInvalid },
   { name: "exp: 1e400 (Infinity after parsing)", token: () => signedByIssuer(header(), claimsWithRaw("exp", "1e400")), expect: claimInvalid },
@@ -701,11 +937,19 @@ const claimTypes: AttackCase[] = [
   { name: "ver: an array", token: () => signedByIssuer(header(), claims({ ver: ["scitoken:2.0"] })), expect: profileUnknown },
   { name: "ver: an object", token: () => signedByIssuer(header(), claims({ ver: { v: "scitoken:2.0" } })), expect: profileUnknown },
   { name: "ver: null", token: () => signedByIssuer(header(), claims({ ver: null })), expect: profileUnknown },
-  { name: "wlcg.ver: the number 1.0", token: () => signedByIssuer(header(), claims({ ver: undefined, "wlcg.ver": 1.0, scope: "storage.read:/" })), expect: profileUnknown },
+  {
+    name: "wlcg.ver: the number 1.0",
+    token: () => signedByIssuer(header(), claims({ ver: undefined, "wlcg.ver": 1.0, scope: "storage.read:/" })),
+    expect: profileUnknown,
+  },
   { name: "iss: A with a trailing space", token: () => signedByIssuer(header(), claims({ iss: `${issuer.issuer} ` })), expect: untrusted },
   { name: "iss: A followed by a NUL", token: () => signedByIssuer(header(), claims({ iss: `${issuer.issuer}\u0000` })), expect: untrusted },
   { name: "iss: A in upper case", token: () => signedByIssuer(header(), claims({ iss: issuer.issuer.toUpperCase() })), expect: untrusted },
-  ...["__proto__", "constructor", "hasOwnProperty"].map((iss) => ({ name: `iss: ${iss}`, token: () => signedByIssuer(header(), claims({ iss })), expect: untrusted })),
+  ...["__proto__", "constructor", "hasOwnProperty"].map((iss) => ({
+    name: `iss: ${iss}`,
+    token: () => signedByIssuer(header(), claims({ iss })),
+    expect: untrusted,
+  })),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -717,20 +961,59 @@ const sizeAndDepth: AttackCase[] = [
   { name: "900 KiB of base64url", token: () => "A".repeat(900 * 1024), expect: tooLarge },
   { name: "one byte over a configured limit of 512 KiB", roomy: true, token: () => "A".repeat(ROOMY_MAX_BYTES + 1), expect: tooLarge },
   { name: "5 500 three-byte characters (16 500 bytes: the limit counts bytes)", token: () => "€".repeat(5500), expect: tooLarge },
-  { name: "10 000 nested arrays in an unknown claim, at the default limit", token: () => signedByIssuer(header(), claimsWithRaw("x-deep", nestedArrays(TEN_THOUSAND))), expect: tooLarge },
-  { name: "10 000 nested arrays in an unknown claim are ignored", roomy: true, token: () => signedByIssuer(header(), claimsWithRaw("x-deep", nestedArrays(TEN_THOUSAND))), expect: allowed() },
-  { name: "100 000 nested arrays in an unknown claim are ignored", roomy: true, token: () => signedByIssuer(header(), claimsWithRaw("x-deep", nestedArrays(100_000))), expect: allowed() },
-  { name: "10 000 nested objects in an unknown claim are ignored", roomy: true, token: () => signedByIssuer(header(), claimsWithRaw("x-deep", nestedObjects(TEN_THOUSAND))), expect: allowed() },
+  {
+    name: "10 000 nested arrays in an unknown claim, at the default limit",
+    token: () => signedByIssuer(header(), claimsWithRaw("x-deep", nestedArrays(TEN_THOUSAND))),
+    expect: tooLarge,
+  },
+  {
+    name: "10 000 nested arrays in an unknown claim are ignored",
+    roomy: true,
+    token: () => signedByIssuer(header(), claimsWithRaw("x-deep", nestedArrays(TEN_THOUSAND))),
+    expect: allowed(),
+  },
+  {
+    name: "100 000 nested arrays in an unknown claim are ignored",
+    roomy: true,
+    token: () => signedByIssuer(header(), claimsWithRaw("x-deep", nestedArrays(100_000))),
+    expect: allowed(),
+  },
+  {
+    name: "10 000 nested objects in an unknown claim are ignored",
+    roomy: true,
+    token: () => signedByIssuer(header(), claimsWithRaw("x-deep", nestedObjects(TEN_THOUSAND))),
+    expect: allowed(),
+  },
   {
     name: "10 000 nested arrays in an unknown header parameter are ignored",
     roomy: true,
     token: () => signedByIssuer(`${JSON.stringify(header()).slice(0, -1)},"x-deep":${nestedArrays(TEN_THOUSAND)}}`),
     expect: allowed(),
   },
-  { name: "aud nested 10 000 arrays deep", roomy: true, token: () => signedByIssuer(header(), claimsWithRaw("aud", nestedArrays(TEN_THOUSAND, JSON.stringify(TEST_AUDIENCE)))), expect: claimInvalid },
-  { name: "scope nested 10 000 arrays deep", roomy: true, token: () => signedByIssuer(header(), claimsWithRaw("scope", nestedArrays(TEN_THOUSAND, '"read:/"'))), expect: claimInvalid },
-  { name: "wlcg.groups nested 10 000 arrays deep", roomy: true, token: () => signedByIssuer(header(), claimsWithRaw("wlcg.groups", nestedArrays(TEN_THOUSAND, '"/cms"'))), expect: claimInvalid },
-  { name: "iss nested 10 000 arrays deep", roomy: true, token: () => signedByIssuer(header(), claimsWithRaw("iss", nestedArrays(TEN_THOUSAND, JSON.stringify(issuer.issuer)))), expect: claimInvalid },
+  {
+    name: "aud nested 10 000 arrays deep",
+    roomy: true,
+    token: () => signedByIssuer(header(), claimsWithRaw("aud", nestedArrays(TEN_THOUSAND, JSON.stringify(TEST_AUDIENCE)))),
+    expect: claimInvalid,
+  },
+  {
+    name: "scope nested 10 000 arrays deep",
+    roomy: true,
+    token: () => signedByIssuer(header(), claimsWithRaw("scope", nestedArrays(TEN_THOUSAND, '"read:/"'))),
+    expect: claimInvalid,
+  },
+  {
+    name: "wlcg.groups nested 10 000 arrays deep",
+    roomy: true,
+    token: () => signedByIssuer(header(), claimsWithRaw("wlcg.groups", nestedArrays(TEN_THOUSAND, '"/cms"'))),
+    expect: claimInvalid,
+  },
+  {
+    name: "iss nested 10 000 arrays deep",
+    roomy: true,
+    token: () => signedByIssuer(header(), claimsWithRaw("iss", nestedArrays(TEN_THOUSAND, JSON.stringify(issuer.issuer)))),
+    expect: claimInvalid,
+  },
   {
     name: "20 000 unknown claims are ignored",
     roomy: true,

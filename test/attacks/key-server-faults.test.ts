@@ -187,11 +187,31 @@ describe("misbehaving key servers", () => {
   const LIMIT = 4096;
   it.each<{ name: string; answer: () => Answer; expected: () => ExpectedDeny; lastError: RegExp | null }>([
     { name: "an empty 200 body", answer: () => json(""), expected: () => KEY_UNAVAILABLE, lastError: /not valid JSON/ },
-    { name: "a body streamed without end and without Content-Length", answer: () => endless, expected: () => KEY_UNAVAILABLE, lastError: /exceeds the 4096 byte limit/ },
+    {
+      name: "a body streamed without end and without Content-Length",
+      answer: () => endless,
+      expected: () => KEY_UNAVAILABLE,
+      lastError: /exceeds the 4096 byte limit/,
+    },
     // Only the 100 declared bytes are read: the start of an object, so not JSON.
-    { name: "a Content-Length under the limit on a body far over it", answer: () => lyingLength(100, 64 * LIMIT), expected: () => KEY_UNAVAILABLE, lastError: /not valid JSON/ },
-    { name: "a Content-Length far over the limit on a small body", answer: () => lyingLength(10 * 1024 ** 3, 100), expected: () => KEY_UNAVAILABLE, lastError: /exceeds the 4096 byte limit/ },
-    { name: "a Content-Length the connection ends short of", answer: () => lyingLength(1000, 100), expected: () => KEY_UNAVAILABLE, lastError: /content-length/i },
+    {
+      name: "a Content-Length under the limit on a body far over it",
+      answer: () => lyingLength(100, 64 * LIMIT),
+      expected: () => KEY_UNAVAILABLE,
+      lastError: /not valid JSON/,
+    },
+    {
+      name: "a Content-Length far over the limit on a small body",
+      answer: () => lyingLength(10 * 1024 ** 3, 100),
+      expected: () => KEY_UNAVAILABLE,
+      lastError: /exceeds the 4096 byte limit/,
+    },
+    {
+      name: "a Content-Length the connection ends short of",
+      answer: () => lyingLength(1000, 100),
+      expected: () => KEY_UNAVAILABLE,
+      lastError: /content-length/i,
+    },
     {
       name: 'a JWKS whose only keys are for encryption (use "enc"): the issuer answered, no key fits',
       answer: () => json({ keys: [keyA, keyB].map((key) => ({ ...key.publicJwk, use: "enc" })) }),

@@ -7,14 +7,14 @@ import { Writable } from "node:stream";
 import { Metadata, credentials } from "@grpc/grpc-js";
 import fc from "fast-check";
 import type { JWK } from "jose";
-import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { stringify } from "yaml";
 import { buildCheckRequest, sendCheck } from "../../src/cli/check.js";
 import { BUILT_POLICY_FILE, PACKAGE_ROOT, parseServiceConfig } from "../../src/config/service-config.js";
-import { REASON_CODES, type DenyReason } from "../../src/reasons/index.js";
 import { DENY_SHAPES, GrpcCode } from "../../src/envoy/decision-to-response.js";
 import { AuthorizationClient, type CheckRequest, type CheckResponse } from "../../src/gen/envoy/service/auth/v3/external_auth.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { type DenyReason, REASON_CODES } from "../../src/reasons/index.js";
 import { type RunningService, startService } from "../../src/server/service.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { reasonOf } from "../helpers/service.js";
@@ -141,7 +141,11 @@ function compact(header: Record<string, unknown>, payload: Record<string, unknow
 describe("a token whose kid names an RSA key shorter than 2048 bits", () => {
   it("is 401 key_not_found: the key was left out when the set was loaded", async () => {
     const short = keys.find((k) => k.kid === "short")!;
-    const token = compact({ alg: "RS256", kid: "short" }, { iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "read:/", ver: "scitoken:2.0", iat: now(), exp: now() + 600 }, short);
+    const token = compact(
+      { alg: "RS256", kid: "short" },
+      { iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "read:/", ver: "scitoken:2.0", iat: now(), exp: now() + 600 },
+      short,
+    );
     const response = await sendCheck(target, buildCheckRequest({ target, host: "storage.example.org", method: "GET", path: "/x", token }));
     expect(expectDocumented(response)).toBe("key_not_found");
   });
@@ -183,15 +187,58 @@ function withHeaderMap(request: CheckRequest, entries: Array<[string, string | B
 }
 
 describe("repeated single-valued headers delivered as separate header_map entries", () => {
-  const valid = () => compact({ alg: "ES256", kid: "ec" }, { iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "write:/a", ver: "scitoken:2.0", iat: now(), exp: now() + 600 }, keys[0]!);
+  const valid = () =>
+    compact(
+      { alg: "ES256", kid: "ec" },
+      { iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "write:/a", ver: "scitoken:2.0", iat: now(), exp: now() + 600 },
+      keys[0]!,
+    );
   const base = (method: string) => buildCheckRequest({ target, host: "storage.example.org", method, path: "/a/f" });
 
   it.each<[string, string, (token: string) => Array<[string, string | Buffer]>]>([
-    ["two Destination headers, the second outside the grant", "MOVE", (t) => [["authorization", `Bearer ${t}`], ["destination", "/a/g"], ["destination", "/b/g"]]],
-    ["two Destination headers, the second on another host", "COPY", (t) => [["authorization", `Bearer ${t}`], ["Destination", "/a/g"], ["destination", "https://evil.example/x"]]],
-    ["two Authorization headers", "PUT", (t) => [["authorization", `Bearer ${t}`], ["Authorization", `Bearer ${t}`]]],
-    ["two If-None-Match headers", "PUT", (t) => [["authorization", `Bearer ${t}`], ["if-none-match", "*"], ["if-none-match", '"etag"']]],
-    ["two Authorization headers as raw bytes", "PUT", (t) => [["authorization", Buffer.from(`Bearer ${t}`)], ["authorization", Buffer.from("Basic YTpi")]]],
+    [
+      "two Destination headers, the second outside the grant",
+      "MOVE",
+      (t) => [
+        ["authorization", `Bearer ${t}`],
+        ["destination", "/a/g"],
+        ["destination", "/b/g"],
+      ],
+    ],
+    [
+      "two Destination headers, the second on another host",
+      "COPY",
+      (t) => [
+        ["authorization", `Bearer ${t}`],
+        ["Destination", "/a/g"],
+        ["destination", "https://evil.example/x"],
+      ],
+    ],
+    [
+      "two Authorization headers",
+      "PUT",
+      (t) => [
+        ["authorization", `Bearer ${t}`],
+        ["Authorization", `Bearer ${t}`],
+      ],
+    ],
+    [
+      "two If-None-Match headers",
+      "PUT",
+      (t) => [
+        ["authorization", `Bearer ${t}`],
+        ["if-none-match", "*"],
+        ["if-none-match", '"etag"'],
+      ],
+    ],
+    [
+      "two Authorization headers as raw bytes",
+      "PUT",
+      (t) => [
+        ["authorization", Buffer.from(`Bearer ${t}`)],
+        ["authorization", Buffer.from("Basic YTpi")],
+      ],
+    ],
   ])("%s: 400 request_malformed", async (_name, method, headers) => {
     const response = await sendCheck(target, withHeaderMap(base(method), headers(valid())));
     expect(expectDocumented(response)).toBe("request_malformed");
@@ -200,27 +247,47 @@ describe("repeated single-valued headers delivered as separate header_map entrie
 
   it("a header in both headers and header_map counts as two: 400 request_malformed", async () => {
     const token = valid();
-    const request = withHeaderMap(base("MOVE"), [["authorization", `Bearer ${token}`], ["destination", "/a/g"]]);
+    const request = withHeaderMap(base("MOVE"), [
+      ["authorization", `Bearer ${token}`],
+      ["destination", "/a/g"],
+    ]);
     request.attributes!.request!.http!.headers = { destination: "/b/g" };
     expect(expectDocumented(await sendCheck(target, request))).toBe("request_malformed");
   });
 
   it("one of each is fine (the MOVE within the grant is allowed)", async () => {
     const token = valid();
-    const response = await sendCheck(target, withHeaderMap(base("MOVE"), [["authorization", `Bearer ${token}`], ["destination", "/a/g"], ["if-none-match", "*"]]));
+    const response = await sendCheck(
+      target,
+      withHeaderMap(base("MOVE"), [
+        ["authorization", `Bearer ${token}`],
+        ["destination", "/a/g"],
+        ["if-none-match", "*"],
+      ]),
+    );
     expect(expectDocumented(response)).toBe("allowed");
   });
 });
 
 describe("faults of the deployment or the service are denials", () => {
   it("a CheckRequest of 2 MiB (Envoy forwarding large headers or a body) gets a decision, not RESOURCE_EXHAUSTED", async () => {
-    const request = buildCheckRequest({ target, host: "storage.example.org", method: "PUT", path: "/x", headers: { authorization: `Bearer ${"a".repeat(2 * 1024 * 1024)}` } });
+    const request = buildCheckRequest({
+      target,
+      host: "storage.example.org",
+      method: "PUT",
+      path: "/x",
+      headers: { authorization: `Bearer ${"a".repeat(2 * 1024 * 1024)}` },
+    });
     expect(expectDocumented(await sendCheck(target, request))).toBe("token_too_large");
   });
 
   it("a denial's log detail quoting the client (a 5,000-character crit name) is kept short", async () => {
     const name = `p${"x".repeat(5000)}`;
-    const token = compact({ alg: "ES256", kid: "ec", crit: [name], [name]: 1 }, { iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "read:/", iat: now(), exp: now() + 600 }, keys[0]!);
+    const token = compact(
+      { alg: "ES256", kid: "ec", crit: [name], [name]: 1 },
+      { iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "read:/", iat: now(), exp: now() + 600 },
+      keys[0]!,
+    );
     const response = await sendCheck(target, buildCheckRequest({ target, host: "storage.example.org", method: "GET", path: "/x", token }));
     const id = (response.dynamicMetadata as Record<string, unknown>)["decision_id"];
     expect(expectDocumented(response)).toBe("token_malformed");
@@ -263,7 +330,18 @@ describe("faults of the deployment or the service are denials", () => {
     );
     const bundle = join(policyDir, "bundle.tar.gz");
     const opa = join(PACKAGE_ROOT, ".tools", "bin", "opa");
-    execFileSync(opa, ["build", "-t", "wasm", "-e", "scitokens/authz/decision", "--capabilities", join(PACKAGE_ROOT, "build", "capabilities.json"), "-o", bundle, rego]);
+    execFileSync(opa, [
+      "build",
+      "-t",
+      "wasm",
+      "-e",
+      "scitokens/authz/decision",
+      "--capabilities",
+      join(PACKAGE_ROOT, "build", "capabilities.json"),
+      "-o",
+      bundle,
+      rego,
+    ]);
     execFileSync("tar", ["-xzf", bundle, "-C", policyDir, "/policy.wasm"]);
     const lines: Array<Record<string, unknown>> = [];
     const stream = new Writable({
@@ -279,8 +357,15 @@ describe("faults of the deployment or the service are denials", () => {
     const broken = await startService(config, { logger: createLogger("info", stream) });
     try {
       const brokenTarget = `127.0.0.1:${broken.port}`;
-      const token = compact({ alg: "ES256", kid: "ec" }, { iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "read:/", ver: "scitoken:2.0", iat: now(), exp: now() + 600 }, keys[0]!);
-      const response = await sendCheck(brokenTarget, buildCheckRequest({ target: brokenTarget, host: "storage.example.org", method: "GET", path: "/broken", token }));
+      const token = compact(
+        { alg: "ES256", kid: "ec" },
+        { iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "read:/", ver: "scitoken:2.0", iat: now(), exp: now() + 600 },
+        keys[0]!,
+      );
+      const response = await sendCheck(
+        brokenTarget,
+        buildCheckRequest({ target: brokenTarget, host: "storage.example.org", method: "GET", path: "/broken", token }),
+      );
       expect(expectDocumented(response)).toBe("internal_error");
       expect(response.deniedResponse?.status?.code).toBe(500);
       await new Promise((resolve) => setImmediate(resolve));
@@ -296,9 +381,55 @@ describe("faults of the deployment or the service are denials", () => {
 // --- the property ------------------------------------------------------------------------
 
 const METHODS = ["GET", "HEAD", "PUT", "DELETE", "MOVE", "COPY", "OPTIONS", "PROPFIND", "MKCOL", "TRACE", "", "get", "G\u0000T", "ÄÖ"];
-const PATH_PIECES = ["/", "//", "a", "data", ".", "..", "%2e", "%2F", "%5c", "%", "%zz", "%00", "%c0%ae", "%EF%BC%8F", "／", "#", "?", ";", "\\", "é", "\u0000", "\ud800", " ", "~", "%25"];
+const PATH_PIECES = [
+  "/",
+  "//",
+  "a",
+  "data",
+  ".",
+  "..",
+  "%2e",
+  "%2F",
+  "%5c",
+  "%",
+  "%zz",
+  "%00",
+  "%c0%ae",
+  "%EF%BC%8F",
+  "／",
+  "#",
+  "?",
+  ";",
+  "\\",
+  "é",
+  "\u0000",
+  "\ud800",
+  " ",
+  "~",
+  "%25",
+];
 const ALGS = ["RS256", "ES256", "ES384", "EdDSA", "PS256", "HS256", "none", "None", "RS1", "", "ES256K"];
-const KIDS: unknown[] = ["ec", "rsa", "short", "p384", "ed", "ps", "mismatch", "enc", "dup", "oct", "bad-point", "tiny", "x448", "nope", undefined, 5, ["ec"], { kid: "ec" }, ""];
+const KIDS: unknown[] = [
+  "ec",
+  "rsa",
+  "short",
+  "p384",
+  "ed",
+  "ps",
+  "mismatch",
+  "enc",
+  "dup",
+  "oct",
+  "bad-point",
+  "tiny",
+  "x448",
+  "nope",
+  undefined,
+  5,
+  ["ec"],
+  { kid: "ec" },
+  "",
+];
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 const claimValue = fc.oneof(
@@ -313,64 +444,76 @@ const claimValue = fc.oneof(
 );
 
 const scopeString = fc
-  .array(fc.oneof(fc.constantFrom("read", "write", "storage.read", "storage.create", "dqsegdb.read", "compute.create"), fc.string({ maxLength: 4 })), { maxLength: 3 })
-  .chain((authz) => fc.tuple(...authz.map((a) => fc.array(fc.constantFrom(...PATH_PIECES), { maxLength: 4 }).map((p) => (p.length > 0 ? `${a}:${p.join("")}` : a)))))
+  .array(fc.oneof(fc.constantFrom("read", "write", "storage.read", "storage.create", "dqsegdb.read", "compute.create"), fc.string({ maxLength: 4 })), {
+    maxLength: 3,
+  })
+  .chain((authz) =>
+    fc.tuple(...authz.map((a) => fc.array(fc.constantFrom(...PATH_PIECES), { maxLength: 4 }).map((p) => (p.length > 0 ? `${a}:${p.join("")}` : a)))),
+  )
   .map((entries) => entries.join(" "));
 
 /** Mostly `usual`, sometimes anything: so that many requests get deep into the service. */
-const usually = <T,>(usual: T, other: fc.Arbitrary<unknown>) => fc.oneof({ arbitrary: fc.constant(usual), weight: 12 }, { arbitrary: other, weight: 1 });
+const usually = <T>(usual: T, other: fc.Arbitrary<unknown>) => fc.oneof({ arbitrary: fc.constant(usual), weight: 12 }, { arbitrary: other, weight: 1 });
 
 /** A token signed by a real key (any of them, whatever the header claims), or bytes. */
 const token: fc.Arbitrary<string> = fc.oneof(
-  { weight: 4, arbitrary: fc
-    .record({
-      signer: fc.nat({ max: 5 }),
-      alg: usually("KEY", fc.constantFrom(...ALGS)),
-      kid: usually("KEY", fc.constantFrom(...KIDS)),
-      iss: usually("ISSUER", fc.oneof(fc.constant("https://elsewhere.example"), claimValue)),
-      aud: usually(TEST_AUDIENCE, fc.oneof(fc.constant("ANY"), claimValue)),
-      scope: usually("read:/ write:/", fc.oneof(scopeString, claimValue)),
-      ver: usually("scitoken:2.0", fc.constantFrom("scitokens:1.0", 1, "bogus", undefined)),
-      wlcgVer: usually(undefined, fc.constantFrom("1.0", "2.0", 1)),
-      iat: usually(0, fc.oneof(fc.integer({ min: -1000, max: 1000 }), claimValue)),
-      exp: usually(600, fc.oneof(fc.integer({ min: -1000, max: 100_000 }), claimValue)),
-      nbf: usually(undefined, fc.integer({ min: -1000, max: 1000 })),
-      groups: usually(undefined, claimValue),
-      sub: usually("alice", claimValue),
-      crit: usually(undefined, fc.constantFrom(["exp"], [], ["b64"], "x")),
-      b64: usually(undefined, fc.constantFrom(false, true)),
-      mutate: fc.constantFrom("none", "none", "none", "pad", "flip", "truncate", "swap"),
-    })
-    .map((t) => {
-      const signer = keys[t.signer]!;
-      const header: Record<string, unknown> = { alg: t.alg === "KEY" ? signer.alg : t.alg, kid: t.kid === "KEY" ? signer.kid : t.kid, crit: t.crit, b64: t.b64 };
-      const n = now();
-      const payload: Record<string, unknown> = {
-        iss: t.iss === "ISSUER" ? issuer.issuer : t.iss,
-        aud: t.aud,
-        scope: t.scope,
-        ver: t.ver,
-        "wlcg.ver": t.wlcgVer,
-        iat: typeof t.iat === "number" ? n + t.iat : t.iat,
-        exp: typeof t.exp === "number" ? n + t.exp : t.exp,
-        nbf: typeof t.nbf === "number" ? n + t.nbf : t.nbf,
-        "wlcg.groups": t.groups,
-        sub: t.sub,
-      };
-      const jws = compact(header, payload, signer);
-      switch (t.mutate) {
-        case "pad":
-          return `${jws}==`;
-        case "flip":
-          return jws.slice(0, -1) + (jws.endsWith("A") ? "B" : "A");
-        case "truncate":
-          return jws.slice(0, Math.max(1, jws.length - 7));
-        case "swap":
-          return jws.split(".").reverse().join(".");
-        default:
-          return jws;
-      }
-    }) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .record({
+        signer: fc.nat({ max: 5 }),
+        alg: usually("KEY", fc.constantFrom(...ALGS)),
+        kid: usually("KEY", fc.constantFrom(...KIDS)),
+        iss: usually("ISSUER", fc.oneof(fc.constant("https://elsewhere.example"), claimValue)),
+        aud: usually(TEST_AUDIENCE, fc.oneof(fc.constant("ANY"), claimValue)),
+        scope: usually("read:/ write:/", fc.oneof(scopeString, claimValue)),
+        ver: usually("scitoken:2.0", fc.constantFrom("scitokens:1.0", 1, "bogus", undefined)),
+        wlcgVer: usually(undefined, fc.constantFrom("1.0", "2.0", 1)),
+        iat: usually(0, fc.oneof(fc.integer({ min: -1000, max: 1000 }), claimValue)),
+        exp: usually(600, fc.oneof(fc.integer({ min: -1000, max: 100_000 }), claimValue)),
+        nbf: usually(undefined, fc.integer({ min: -1000, max: 1000 })),
+        groups: usually(undefined, claimValue),
+        sub: usually("alice", claimValue),
+        crit: usually(undefined, fc.constantFrom(["exp"], [], ["b64"], "x")),
+        b64: usually(undefined, fc.constantFrom(false, true)),
+        mutate: fc.constantFrom("none", "none", "none", "pad", "flip", "truncate", "swap"),
+      })
+      .map((t) => {
+        const signer = keys[t.signer]!;
+        const header: Record<string, unknown> = {
+          alg: t.alg === "KEY" ? signer.alg : t.alg,
+          kid: t.kid === "KEY" ? signer.kid : t.kid,
+          crit: t.crit,
+          b64: t.b64,
+        };
+        const n = now();
+        const payload: Record<string, unknown> = {
+          iss: t.iss === "ISSUER" ? issuer.issuer : t.iss,
+          aud: t.aud,
+          scope: t.scope,
+          ver: t.ver,
+          "wlcg.ver": t.wlcgVer,
+          iat: typeof t.iat === "number" ? n + t.iat : t.iat,
+          exp: typeof t.exp === "number" ? n + t.exp : t.exp,
+          nbf: typeof t.nbf === "number" ? n + t.nbf : t.nbf,
+          "wlcg.groups": t.groups,
+          sub: t.sub,
+        };
+        const jws = compact(header, payload, signer);
+        switch (t.mutate) {
+          case "pad":
+            return `${jws}==`;
+          case "flip":
+            return jws.slice(0, -1) + (jws.endsWith("A") ? "B" : "A");
+          case "truncate":
+            return jws.slice(0, Math.max(1, jws.length - 7));
+          case "swap":
+            return jws.split(".").reverse().join(".");
+          default:
+            return jws;
+        }
+      }),
+  },
   fc.array(fc.string({ unit: fc.constantFrom(...B64URL, "=", "+", "/", "~"), maxLength: 40 }), { minLength: 1, maxLength: 6 }).map((parts) => parts.join(".")),
   fc.string({ unit: "binary", maxLength: 60 }),
 );
@@ -383,15 +526,24 @@ const authorization = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 30 }) },
 );
 
-const headerValue = fc.oneof(fc.string({ maxLength: 20 }), fc.string({ unit: "binary", maxLength: 10 }), fc.constantFrom("/a/g", "/a/g,/b/g", "https://evil.example/x", "*", "/a#/../x", "//x/y"));
+const headerValue = fc.oneof(
+  fc.string({ maxLength: 20 }),
+  fc.string({ unit: "binary", maxLength: 10 }),
+  fc.constantFrom("/a/g", "/a/g,/b/g", "https://evil.example/x", "*", "/a#/../x", "//x/y"),
+);
 
 const request = fc.record({
   method: usually("GET", fc.constantFrom(...METHODS)) as fc.Arbitrary<string>,
-  path: usually("/a/f", fc.array(fc.constantFrom(...PATH_PIECES), { maxLength: 10 }).map((p) => p.join(""))) as fc.Arbitrary<string>,
+  path: usually(
+    "/a/f",
+    fc.array(fc.constantFrom(...PATH_PIECES), { maxLength: 10 }).map((p) => p.join("")),
+  ) as fc.Arbitrary<string>,
   authorization: fc.option(authorization, { nil: undefined, freq: 8 }),
   destination: usually(undefined, headerValue) as fc.Arbitrary<string | undefined>,
   ifNoneMatch: usually(undefined, headerValue) as fc.Arbitrary<string | undefined>,
-  extra: fc.dictionary(fc.constantFrom("origin", "access-control-request-method", "x-scitokens-subject", "x_scitokens_groups", "cookie", "host"), headerValue, { maxKeys: 3 }),
+  extra: fc.dictionary(fc.constantFrom("origin", "access-control-request-method", "x-scitokens-subject", "x_scitokens_groups", "cookie", "host"), headerValue, {
+    maxKeys: 3,
+  }),
   route: usually(undefined, fc.constantFrom("webdav", "nope", "")) as fc.Arbitrary<string | undefined>,
   rawMap: fc.boolean(),
   repeat: usually(undefined, fc.constantFrom("authorization", "destination", "if-none-match")) as fc.Arbitrary<string | undefined>,
@@ -417,7 +569,14 @@ describe("random CheckRequests, random token bytes, odd keys in the key set", ()
         if (r.authorization !== undefined) headers["authorization"] = r.authorization;
         if (r.destination !== undefined) headers["destination"] = r.destination;
         if (r.ifNoneMatch !== undefined) headers["if-none-match"] = r.ifNoneMatch;
-        let check: CheckRequest = buildCheckRequest({ target, host: "storage.example.org", method: r.method, path: r.path, headers, ...(r.route !== undefined ? { route: r.route } : {}) });
+        let check: CheckRequest = buildCheckRequest({
+          target,
+          host: "storage.example.org",
+          method: r.method,
+          path: r.path,
+          headers,
+          ...(r.route !== undefined ? { route: r.route } : {}),
+        });
         if (r.rawMap) {
           const entries: Array<[string, string | Buffer]> = Object.entries(headers);
           if (r.repeat !== undefined) entries.push([r.repeat, headers[r.repeat] ?? "x"]);

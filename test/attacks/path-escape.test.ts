@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
-import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import type { AuthzData } from "../../src/config/authz-data.js";
 import type { PolicyEngine } from "../../src/policy/engine.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
@@ -76,12 +76,76 @@ describe("the upstream readings are a real oracle", () => {
 
 /** Pieces an attacker strings together: separators, dots and percent signs in every spelling. */
 const PIECES = [
-  "/", "//", "data", "secret", "x", ".", "..", "...", ". ", "%2e", "%2E", "%2f", "%2F", "%5c", "%25", "%252e", "%252f", "%32", "%65",
-  "%c0%ae", "%c0%af", "%e0%80%ae", "%c1%5c", "\\", ";", "%3b", ";x", "%00", "\u0000", "%20", " ", "#", "?", "%23", "%3f",
-  "％", "%EF%BC%85", "﹪", "／", "%EF%BC%8F", "＼", "%EF%BC%BC", "﹨", "%EF%B9%A8", "．", "%EF%BC%8E", "‥", "%E2%80%A5", "…",
-  "℀", "%E2%84%80", "；", "é", "%C3%A9", "Ａ", "~", "%", "%z",
+  "/",
+  "//",
+  "data",
+  "secret",
+  "x",
+  ".",
+  "..",
+  "...",
+  ". ",
+  "%2e",
+  "%2E",
+  "%2f",
+  "%2F",
+  "%5c",
+  "%25",
+  "%252e",
+  "%252f",
+  "%32",
+  "%65",
+  "%c0%ae",
+  "%c0%af",
+  "%e0%80%ae",
+  "%c1%5c",
+  "\\",
+  ";",
+  "%3b",
+  ";x",
+  "%00",
+  "\u0000",
+  "%20",
+  " ",
+  "#",
+  "?",
+  "%23",
+  "%3f",
+  "％",
+  "%EF%BC%85",
+  "﹪",
+  "／",
+  "%EF%BC%8F",
+  "＼",
+  "%EF%BC%BC",
+  "﹨",
+  "%EF%B9%A8",
+  "．",
+  "%EF%BC%8E",
+  "‥",
+  "%E2%80%A5",
+  "…",
+  "℀",
+  "%E2%84%80",
+  "；",
+  "é",
+  "%C3%A9",
+  "Ａ",
+  "~",
+  "%",
+  "%z",
   // full-width hex digits that complete an escape under NFKC (`%２e`), and best-fit slashes
-  "２", "ｅ", "Ｅ", "ｆ", "%EF%BC%92", "%EF%BD%85", "%EF%BD%86", "∕", "%E2%88%95", "⁄", "∖",
+  "２",
+  "ｅ",
+  "Ｅ",
+  "ｆ",
+  "%EF%BC%92",
+  "%EF%BD%85",
+  "%EF%BD%86",
+  "∕",
+  "%E2%88%95",
+  "⁄",
+  "∖",
 ];
 
 const GRANT = "/data";
@@ -98,22 +162,22 @@ describe("nothing outside the granted subtree is allowed, under any upstream rea
   const tail = fc.array(fc.constantFrom(...PIECES), { minLength: 1, maxLength: 8 }).map((pieces) => pieces.join(""));
   // Mostly starting inside the grant (where an escape would matter), sometimes anywhere.
   const rawPath = (base: string) =>
-    fc.oneof(
-      { weight: 4, arbitrary: tail.map((t) => `${base === "/" ? "" : base}${GRANT}/${t}`) },
-      { weight: 1, arbitrary: tail.map((t) => `/${t}`) },
-    );
+    fc.oneof({ weight: 4, arbitrary: tail.map((t) => `${base === "/" ? "" : base}${GRANT}/${t}`) }, { weight: 1, arbitrary: tail.map((t) => `/${t}`) });
 
   it("for GET request paths", () => {
     let allowed = 0;
     fc.assert(
-      fc.property(issuer.chain((iss) => fc.tuple(fc.constant(iss), rawPath(iss.base))), ([iss, path]) => {
-        const token = tokenWith(data, iss.iss, [`read:${GRANT}`]);
-        const outcome = decide(engine, { method: "GET", rawPath: path }, token);
-        if (!outcome.allow) return;
-        allowed += 1;
-        const subtree = `${iss.base === "/" ? "" : iss.base}${GRANT}`;
-        for (const reading of upstreamReadings(path)) expect(within(subtree, reading), `${path} read as ${reading}`).toBe(true);
-      }),
+      fc.property(
+        issuer.chain((iss) => fc.tuple(fc.constant(iss), rawPath(iss.base))),
+        ([iss, path]) => {
+          const token = tokenWith(data, iss.iss, [`read:${GRANT}`]);
+          const outcome = decide(engine, { method: "GET", rawPath: path }, token);
+          if (!outcome.allow) return;
+          allowed += 1;
+          const subtree = `${iss.base === "/" ? "" : iss.base}${GRANT}`;
+          for (const reading of upstreamReadings(path)) expect(within(subtree, reading), `${path} read as ${reading}`).toBe(true);
+        },
+      ),
       runs(2500),
     );
     expect(allowed, "some generated paths are allowed, so the property is not vacuous").toBeGreaterThan(0);
@@ -121,13 +185,16 @@ describe("nothing outside the granted subtree is allowed, under any upstream rea
 
   it("for MOVE Destination paths", () => {
     fc.assert(
-      fc.property(issuer.chain((iss) => fc.tuple(fc.constant(iss), rawPath(iss.base))), ([iss, destination]) => {
-        const token = tokenWith(data, iss.iss, [`write:${GRANT}`]);
-        const base = iss.base === "/" ? "" : iss.base;
-        const outcome = decide(engine, { method: "MOVE", rawPath: `${base}${GRANT}/f`, destination }, token);
-        if (!outcome.allow) return;
-        for (const reading of upstreamReadings(destination)) expect(within(`${base}${GRANT}`, reading), `${destination} read as ${reading}`).toBe(true);
-      }),
+      fc.property(
+        issuer.chain((iss) => fc.tuple(fc.constant(iss), rawPath(iss.base))),
+        ([iss, destination]) => {
+          const token = tokenWith(data, iss.iss, [`write:${GRANT}`]);
+          const base = iss.base === "/" ? "" : iss.base;
+          const outcome = decide(engine, { method: "MOVE", rawPath: `${base}${GRANT}/f`, destination }, token);
+          if (!outcome.allow) return;
+          for (const reading of upstreamReadings(destination)) expect(within(`${base}${GRANT}`, reading), `${destination} read as ${reading}`).toBe(true);
+        },
+      ),
       runs(1000),
     );
   });

@@ -61,7 +61,9 @@ interface Failure {
 
 /** Whether the built service config knows `keys.check_wait_seconds` (the bounded wait for a key fetch). */
 async function supportsCheckWait(): Promise<boolean> {
-  const built = (await import(pathToFileURL(join(PACKAGE_ROOT, "dist", "config", "service-config.js")).href)) as typeof import("../../src/config/service-config.js");
+  const built = (await import(
+    pathToFileURL(join(PACKAGE_ROOT, "dist", "config", "service-config.js")).href
+  )) as typeof import("../../src/config/service-config.js");
   const probe = { grpc: { listen: "127.0.0.1:0" } };
   built.parseServiceConfig("probe.yaml", probe);
   try {
@@ -266,7 +268,9 @@ describe("SIGTERM in the middle of a load run", () => {
           Promise.race([
             arrived,
             held[i]!.then((result) => {
-              throw new Error(`held Check ${i} ended before its key fetch reached the issuer: ${isError(result) ? result.message : String(metadataOf(result)["reason"])}`);
+              throw new Error(
+                `held Check ${i} ended before its key fetch reached the issuer: ${isError(result) ? result.message : String(metadataOf(result)["reason"])}`,
+              );
             }),
           ]),
         ),
@@ -279,10 +283,7 @@ describe("SIGTERM in the middle of a load run", () => {
       release();
       const heldResults = await Promise.all(held);
 
-      const exit = await Promise.race([
-        served.closed,
-        new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), EXIT_LIMIT_MS).unref()),
-      ]);
+      const exit = await Promise.race([served.closed, new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), EXIT_LIMIT_MS).unref())]);
       const exitMs = Date.now() - sigtermAt;
       await load.done;
 

@@ -30,10 +30,13 @@ function decodeLenient(path: string): string {
 
 /** Decodes overlong UTF-8 escapes for `.`, `/` and `\` as old decoders did. */
 function decodeOverlong(path: string): string {
-  return path.replace(/%(?:c0%(?:ae|af)|c1%5c|e0%80%(?:ae|af))/gi, (escape) => OVERLONG[escape.replaceAll("%", "").toLowerCase()] ?? escape);
+  return path.replace(/%(?:c0%(?:ae|af)|c1%5c|e0%80%(?:ae|af))/gi, (encoded) => OVERLONG[encoded.replaceAll("%", "").toLowerCase()] ?? encoded);
 }
 
-const perSegment = (f: (segment: string) => string): Reading => (path) => path.split("/").map(f).join("/");
+const perSegment =
+  (f: (segment: string) => string): Reading =>
+  (path) =>
+    path.split("/").map(f).join("/");
 
 export const READINGS: Readonly<Record<string, Reading>> = {
   decode: decodeLenient,

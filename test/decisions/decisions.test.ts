@@ -1,10 +1,10 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { SignJWT, base64url, exportSPKI } from "jose";
-import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REASON_CODES } from "../../src/reasons/index.js";
+import { parse } from "yaml";
 import { GrpcCode } from "../../src/envoy/decision-to-response.js";
 import type { CheckResponse } from "../../src/gen/envoy/service/auth/v3/external_auth.js";
+import { REASON_CODES } from "../../src/reasons/index.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { type TestService, reasonOf, startTestService } from "../helpers/service.js";

@@ -54,8 +54,7 @@ const cppDeserializeDenied = (o: Outcome, message: string): boolean =>
 const PATH_STYLE = new Set(["read", "write", "storage.read", "storage.create", "storage.modify", "storage.stage"]);
 const audiences = (c: DiffCase): string[] => (c.aud === undefined ? [] : Array.isArray(c.aud) ? c.aud : [c.aud]);
 const acceptsAny = (c: DiffCase): boolean => (AUDIENCE_CONFIGS[c.audienceConfig] as readonly string[]).includes(SCITOKENS_ANY);
-const literallyAccepted = (c: DiffCase): boolean =>
-  audiences(c).some((aud) => (AUDIENCE_CONFIGS[c.audienceConfig] as readonly string[]).includes(aud));
+const literallyAccepted = (c: DiffCase): boolean => audiences(c).some((aud) => (AUDIENCE_CONFIGS[c.audienceConfig] as readonly string[]).includes(aud));
 const isScitokens1 = (c: DiffCase): boolean => PROFILES[c.profile].mint === "scitokens1";
 
 /** The path of each path-style scope entry that has one. */
@@ -72,9 +71,7 @@ function scopePaths(c: DiffCase): string[] {
  */
 function hasUnsafeSegment(path: string): boolean {
   return (
-    path.split("/").some((segment) => segment === "." || segment === "..") ||
-    /%(2e|2f|5c|25|[01][0-9a-f]|7f)/i.test(path) ||
-    /%(?![0-9a-f]{2})/i.test(path)
+    path.split("/").some((segment) => segment === "." || segment === "..") || /%(2e|2f|5c|25|[01][0-9a-f]|7f)/i.test(path) || /%(?![0-9a-f]{2})/i.test(path)
   );
 }
 
@@ -82,10 +79,7 @@ function hasUnsafeSegment(path: string): boolean {
 const modelSays = (c: DiffCase, fixes: readonly Fix[] = []): boolean => cppScopeDecision(c, new Set(fixes)) === "allow";
 
 /** Every subset of {@link FIXES}. */
-const FIX_SUBSETS: ReadonlyArray<readonly Fix[]> = FIXES.reduce<Fix[][]>(
-  (subsets, fix) => [...subsets, ...subsets.map((subset) => [...subset, fix])],
-  [[]],
-);
+const FIX_SUBSETS: ReadonlyArray<readonly Fix[]> = FIXES.reduce<Fix[][]>((subsets, fix) => subsets.concat(subsets.map((subset) => [...subset, fix])), [[]]);
 
 /**
  * The disagreement is a matter of scope matching and `fix` explains it: both sides judged
@@ -121,8 +115,7 @@ export const CLASSIFIERS: Record<string, Classifier> = {
     o.ours.reason === "audience_mismatch" &&
     !acceptsAny(o.case) &&
     !literallyAccepted(o.case) &&
-    ((PROFILES[o.case.profile].mint === "scitokens2" && audiences(o.case).includes(SCITOKENS_ANY)) ||
-      (isWlcg(o.case) && audiences(o.case).includes(WLCG_ANY))),
+    ((PROFILES[o.case.profile].mint === "scitokens2" && audiences(o.case).includes(SCITOKENS_ANY)) || (isWlcg(o.case) && audiences(o.case).includes(WLCG_ANY))),
 
   "any-audience-either-spelling": (o) =>
     o.ours.allowed &&
@@ -153,8 +146,7 @@ export const CLASSIFIERS: Record<string, Classifier> = {
   // scitokens-cpp's scope match would grant, so its refusal is the unknown claim.
   "unknown-claims-ignored": (o) => isScitokens1(o.case) && o.case.groups && o.ours.allowed && cppEnforcerDenied(o) && modelSays(o.case),
 
-  "ver-integer": (o) =>
-    o.case.profile === "scitokens1-integer-ver" && o.ours.allowed && cppDeserializeDenied(o, "'ver' claim value must be a string"),
+  "ver-integer": (o) => o.case.profile === "scitokens1-integer-ver" && o.ours.allowed && cppDeserializeDenied(o, "'ver' claim value must be a string"),
 
   "wlcg-ver-1x": (o) => o.case.profile === "wlcg-1.2" && o.ours.allowed && cppDeserializeDenied(o, "Unknown WLCG profile version"),
 };

@@ -1,5 +1,5 @@
-import { TEST_AUDIENCE } from "../helpers/tokens.js";
 import type { TokenProfile } from "../helpers/tokens.js";
+import { TEST_AUDIENCE } from "../helpers/tokens.js";
 import { SeededRandom } from "./seeded-random.js";
 
 // One differential case: a token (described by its claims, times relative to minting) and

@@ -24,9 +24,7 @@ export function claimsOf(c: DiffCase, issuer: string, nowSeconds: number): Recor
     ...(c.aud !== undefined ? { aud: c.aud } : {}),
     ...(c.scopes.length > 0 ? { [c.scopeClaim]: c.scopeClaim === "scp" ? [...c.scopes] : c.scopes.join(" ") } : {}),
     ...(c.groups ? { "wlcg.groups": ["/diff"] } : {}),
-    ...Object.fromEntries(
-      Object.entries({ iat: at(c.times.iat), nbf: at(c.times.nbf), exp: at(c.times.exp) }).filter(([, v]) => v !== undefined),
-    ),
+    ...Object.fromEntries(Object.entries({ iat: at(c.times.iat), nbf: at(c.times.nbf), exp: at(c.times.exp) }).filter(([, v]) => v !== undefined)),
     jti: `diff-${c.id}`,
     ...(PROFILES[c.profile].mint === "scitokens2" ? { ver: "scitoken:2.0" } : {}),
     ...(PROFILES[c.profile].mint === "wlcg1" ? { "wlcg.ver": "1.0" } : {}),
@@ -52,9 +50,7 @@ export function mintCase(c: DiffCase, key: TestKey, issuer: string, nowSeconds: 
  * client each, reused for every Check.
  */
 export class OurSide {
-  private constructor(
-    private readonly services: Map<AudienceConfig, { service: TestService; client: AuthorizationClient }>,
-  ) {}
+  private constructor(private readonly services: Map<AudienceConfig, { service: TestService; client: AuthorizationClient }>) {}
 
   static async start(issuer: string): Promise<OurSide> {
     const services = new Map<AudienceConfig, { service: TestService; client: AuthorizationClient }>();
@@ -76,9 +72,7 @@ export class OurSide {
     if (entry === undefined) throw new Error(`no service for audience configuration ${c.audienceConfig}`);
     const request = buildCheckRequest({ target: entry.service.target, host: "storage.example.org", method: methodOf(c), path: c.path, token });
     const response = await new Promise<CheckResponse>((resolve, reject) => {
-      entry.client.check(request, new Metadata(), { deadline: Date.now() + 10_000 }, (error, answer) =>
-        error ? reject(error) : resolve(answer),
-      );
+      entry.client.check(request, new Metadata(), { deadline: Date.now() + 10_000 }, (error, answer) => (error ? reject(error) : resolve(answer)));
     });
     const allowed = response.status?.code === 0;
     const scope = allowed ? responseHeader(response, "x-scitokens-scope") : undefined;

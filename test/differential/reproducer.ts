@@ -8,11 +8,7 @@ import { semanticsDecision } from "./semantics-model.js";
  * (groups, odd times), keeping each step only while `failing` still holds for the new
  * outcome. `rerun` runs a case on both sides again.
  */
-export async function shrink(
-  outcome: Outcome,
-  failing: (o: Outcome) => boolean,
-  rerun: (c: DiffCase) => Promise<Outcome>,
-): Promise<Outcome> {
+export async function shrink(outcome: Outcome, failing: (o: Outcome) => boolean, rerun: (c: DiffCase) => Promise<Outcome>): Promise<Outcome> {
   let current = outcome;
   const attempt = async (candidate: DiffCase): Promise<boolean> => {
     const next = await rerun(candidate);
@@ -33,12 +29,7 @@ export async function shrink(
 /** `origin` says where the case comes from, e.g. `DIFF_SEED=1`, so that it can be replayed. */
 export function describeOutcome(o: Outcome, issuer: string, origin: string): string {
   const c = o.case;
-  const cpp =
-    o.cpp.kind === "allow"
-      ? "ALLOW"
-      : o.cpp.kind === "deny"
-        ? `DENY at ${o.cpp.stage}: ${o.cpp.message}`
-        : `CRASH (signal ${o.cpp.signal})`;
+  const cpp = o.cpp.kind === "allow" ? "ALLOW" : o.cpp.kind === "deny" ? `DENY at ${o.cpp.stage}: ${o.cpp.message}` : `CRASH (signal ${o.cpp.signal})`;
   return [
     `case #${c.id} (${origin}), profile ${c.profile}, times: ${c.times.label}`,
     `  claims (iat/nbf/exp in seconds relative to minting): ${JSON.stringify(claimsOf(c, issuer, 0))}`,

@@ -70,7 +70,14 @@ export async function unpack(bytes: Buffer): Promise<Map<string, Buffer>> {
     onReadEntry: (entry: ReadEntry) => {
       const chunks: Buffer[] = [];
       entry.on("data", (c: Buffer) => chunks.push(c));
-      reads.push(new Promise((resolve) => entry.on("end", () => (files.set(entry.path, Buffer.concat(chunks)), resolve()))));
+      reads.push(
+        new Promise((resolve) =>
+          entry.on("end", () => {
+            files.set(entry.path, Buffer.concat(chunks));
+            resolve();
+          }),
+        ),
+      );
     },
   });
   await new Promise<void>((resolve, reject) => {

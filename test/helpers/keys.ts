@@ -1,5 +1,5 @@
-import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 import type { CryptoKey, JWK } from "jose";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 
 /** A signing key pair for tests, with its public half as a JWKS entry. */
 export interface TestKey {

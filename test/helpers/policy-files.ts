@@ -50,8 +50,7 @@ export function collectLogs(): { logs: Array<Record<string, unknown>>; sink: Wri
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
       partial += chunk.toString();
-      let newline: number;
-      while ((newline = partial.indexOf("\n")) !== -1) {
+      for (let newline = partial.indexOf("\n"); newline !== -1; newline = partial.indexOf("\n")) {
         logs.push(JSON.parse(partial.slice(0, newline)) as Record<string, unknown>);
         partial = partial.slice(newline + 1);
       }

@@ -44,11 +44,7 @@ export function testClock(startMs: number): TestClock {
  * authorization data YAML and the policy compiled from policies/ (build/policy.wasm).
  * `clock`, when given, drives token time checks, the verified-token cache and key staleness.
  */
-export async function startTestService(
-  data: object,
-  serviceOverrides: Record<string, unknown> = {},
-  clock?: TestClock,
-): Promise<TestService> {
+export async function startTestService(data: object, serviceOverrides: Record<string, unknown> = {}, clock?: TestClock): Promise<TestService> {
   const dir = await mkdtemp(join(tmpdir(), "scitokens-authz-test-"));
   const dataFile = join(dir, "data.yaml");
   await writeFile(dataFile, stringify(data));

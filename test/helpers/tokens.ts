@@ -1,9 +1,9 @@
-import { mintToken } from "../../src/dev-issuer/mint.js";
 import type { MintOptions } from "../../src/dev-issuer/mint.js";
+import { mintToken } from "../../src/dev-issuer/mint.js";
 import type { TestKey } from "./keys.js";
 
-export { mintToken, DEFAULT_LIFETIME_SECONDS, DEFAULT_SUBJECT } from "../../src/dev-issuer/mint.js";
 export type { MintOptions, TokenProfile } from "../../src/dev-issuer/mint.js";
+export { DEFAULT_LIFETIME_SECONDS, DEFAULT_SUBJECT, mintToken } from "../../src/dev-issuer/mint.js";
 
 /** Audience that {@link mint} puts in tokens unless told otherwise. */
 export const TEST_AUDIENCE = "https://storage.example.org";

@@ -101,7 +101,11 @@ describe("a bundle file (policy.bundle.file)", () => {
     await writeFile(file, accepting);
     const svc = await start(dir, { file, signing: signing() });
     expect(await svc.read()).toEqual({ reason: "allowed", revision: bundleRevision(accepting) });
-    expect(svc.logs.find((l) => l["msg"] === `policy loaded: revision ${bundleRevision(accepting)}`)).toMatchObject({ bundle: file, bundle_revision: "rev-accepting", signed: true });
+    expect(svc.logs.find((l) => l["msg"] === `policy loaded: revision ${bundleRevision(accepting)}`)).toMatchObject({
+      bundle: file,
+      bundle_revision: "rev-accepting",
+      signed: true,
+    });
 
     const next = svc.service.nextReload(reloaded);
     await replaceFile(file, refusing);
@@ -111,10 +115,20 @@ describe("a bundle file (policy.bundle.file)", () => {
 
   it.each<[string, () => Promise<Buffer>, RegExp]>([
     ["an unsigned bundle", async () => bundleUnsigned(), /signature: the bundle is not signed/],
-    ["a bundle signed with a key not configured", async () => bundle([OTHER_AUDIENCE], "rev-stranger", stranger.privateKey), /signature: .*does not verify with the configured key/],
+    [
+      "a bundle signed with a key not configured",
+      async () => bundle([OTHER_AUDIENCE], "rev-stranger", stranger.privateKey),
+      /signature: .*does not verify with the configured key/,
+    ],
     [
       "a signed bundle whose data was changed",
-      async () => repack(accepting, (files) => files.set("/data.json", Buffer.from(JSON.stringify({ scitokens: { data: { audiences: ["ANY"], issuers: [{ issuer: issuer.issuer, base_path: "/" }] } } })))),
+      async () =>
+        repack(accepting, (files) =>
+          files.set(
+            "/data.json",
+            Buffer.from(JSON.stringify({ scitokens: { data: { audiences: ["ANY"], issuers: [{ issuer: issuer.issuer, base_path: "/" }] } } })),
+          ),
+        ),
       /signature: data\.json: digest mismatch/,
     ],
     ["bytes that are not a bundle", async () => Buffer.from("not a bundle"), /not a gzipped OPA bundle/],

@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
-import { TEST_AUDIENCE, mint } from "../helpers/tokens.js";
 import { type TestClock, type TestService, reasonOf, startTestService, testClock } from "../helpers/service.js";
+import { TEST_AUDIENCE, mint } from "../helpers/tokens.js";
 import { expectAllowed, expectDenied, unauthenticated } from "./expect-decision.js";
 
 // SEMANTICS §4: time is checked at each request and a verification is never honoured
@@ -64,7 +64,8 @@ describe("the verified-token cache never outlives exp", () => {
   });
 
   it("a cached verification is refused once the issuer withdraws the key", async () => {
-    const rotating = (ownIssuer = await startOidcServer({ keys: [key] }));
+    ownIssuer = await startOidcServer({ keys: [key] });
+    const rotating = ownIssuer;
     const service = await start({}, rotating);
     const t0 = clock.now() / 1000;
     const token = await mint(key, rotating.issuer, { now: new Date(t0 * 1000), lifetimeSeconds: LIFETIME_S });
@@ -81,7 +82,8 @@ describe("the verified-token cache never outlives exp", () => {
   });
 
   it("a cached verification is refused once the issuer's keys are past their maximum staleness", async () => {
-    const failing = (ownIssuer = await startOidcServer({ keys: [key] }));
+    ownIssuer = await startOidcServer({ keys: [key] });
+    const failing = ownIssuer;
     const service = await start({ keys: { max_stale_seconds: 120 } }, failing);
     const t0 = clock.now() / 1000;
     const token = await mint(key, failing.issuer, { now: new Date(t0 * 1000), lifetimeSeconds: LIFETIME_S });

@@ -57,8 +57,10 @@ interface Case {
   upstream?: Record<string, string>;
 }
 
-const tok = (overrides: MintOverrides = {}, key: () => TestKey = () => ec, iss: () => string = () => issuer.issuer) => () =>
-  mint(key(), iss(), overrides);
+const tok =
+  (overrides: MintOverrides = {}, key: () => TestKey = () => ec, iss: () => string = () => issuer.issuer) =>
+  () =>
+    mint(key(), iss(), overrides);
 const now = () => Math.floor(Date.now() / 1000);
 
 const cases: Case[] = [
@@ -123,14 +125,22 @@ const cases: Case[] = [
   },
   {
     name: "aud ANY when the accepted audiences list ANY",
-    token: tok({ audience: "ANY" }, () => ec, () => anyIssuer.issuer),
+    token: tok(
+      { audience: "ANY" },
+      () => ec,
+      () => anyIssuer.issuer,
+    ),
     path: "/protected/data/file.txt",
     grpc: OK,
     reason: "allowed",
   },
   {
     name: "WLCG any audience when the accepted audiences list ANY",
-    token: tok({ audience: "https://wlcg.cern.ch/jwt/v1/any", profile: "wlcg1", scopes: ["storage.read:/"] }, () => ec, () => anyIssuer.issuer),
+    token: tok(
+      { audience: "https://wlcg.cern.ch/jwt/v1/any", profile: "wlcg1", scopes: ["storage.read:/"] },
+      () => ec,
+      () => anyIssuer.issuer,
+    ),
     path: "/protected/data/file.txt",
     grpc: OK,
     reason: "allowed",
@@ -185,7 +195,9 @@ const cases: Case[] = [
     name: "alg none",
     token: async () => {
       const header = base64url.encode(JSON.stringify({ alg: "none", typ: "JWT" }));
-      const body = base64url.encode(JSON.stringify({ iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "read:/", ver: "scitoken:2.0", iat: now(), exp: now() + 600 }));
+      const body = base64url.encode(
+        JSON.stringify({ iss: issuer.issuer, aud: TEST_AUDIENCE, scope: "read:/", ver: "scitoken:2.0", iat: now(), exp: now() + 600 }),
+      );
       return `${header}.${body}.`;
     },
     path: "/protected/data/file.txt",

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type TestKey, makeKey } from "../helpers/keys.js";
 import { CLI, type ServedProcess, killAllServed, spawnServe } from "../helpers/cli-process.js";
+import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { mint } from "../helpers/tokens.js";
 
@@ -52,7 +52,9 @@ describe("scitokens-authz serve --config", () => {
     const token = await mint(key, issuer.issuer, { scopes: ["read:/"] });
     const allowed = await run(process.execPath, [CLI, "check", "--target", `127.0.0.1:${port}`, "--token", token, "--path", "/data/x"]);
     expect(allowed.stdout).toMatch(/^ALLOWED {2}reason=allowed/);
-    const denied = await run(process.execPath, [CLI, "check", "--target", `127.0.0.1:${port}`, "--path", "/data/x"]).catch((e: { code: number; stdout: string }) => e);
+    const denied = await run(process.execPath, [CLI, "check", "--target", `127.0.0.1:${port}`, "--path", "/data/x"]).catch(
+      (e: { code: number; stdout: string }) => e,
+    );
     expect((denied as { code: number }).code).toBe(1);
     expect((denied as { stdout: string }).stdout).toMatch(/DENIED {3}http=401 grpc=16 reason=token_missing/);
     await served.waitFor(/"reason":"token_missing"/);

@@ -1,11 +1,11 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashJti } from "../../src/observability/decision-log.js";
-import { decide } from "../../src/cli/replay-decide.js";
 import { loadPolicySide } from "../../src/cli/policy-side.js";
+import { decide } from "../../src/cli/replay-decide.js";
 import { readReplayRequests } from "../../src/cli/replay-requests.js";
 import { PACKAGE_ROOT } from "../../src/config/service-config.js";
+import { hashJti } from "../../src/observability/decision-log.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { type TestService, reasonOf, startTestService } from "../helpers/service.js";
@@ -45,7 +45,10 @@ beforeAll(async () => {
   expect(responses.map(reasonOf)).toEqual(["allowed", "scope_insufficient", "signature_invalid", "token_missing"]);
   await svc.service.close(); // writes what is queued and closes the file
   text = await readFile(logFile, "utf8");
-  lines = text.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+  lines = text
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 });
 
 afterAll(async () => {

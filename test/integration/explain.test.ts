@@ -108,7 +108,10 @@ beforeAll(async () => {
   await mkdir(cacheDir);
   await writeCachedJwks(cacheDir, { issuer: issuer.issuer, jwksUri: issuer.jwksUri, fetchedAt: Date.now(), jwks: jwksOf(key) });
   cachedConfig = join(dir, "cached.yaml");
-  await writeFile(cachedConfig, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "data.yaml", wasm: BUILT_POLICY_FILE }, keys: { cache_dir: "cache" } }));
+  await writeFile(
+    cachedConfig,
+    JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "data.yaml", wasm: BUILT_POLICY_FILE }, keys: { cache_dir: "cache" } }),
+  );
 });
 
 afterAll(async () => {
@@ -187,7 +190,16 @@ describe("explain: the decision serve would give", () => {
     },
     {
       name: "a MOVE to another host",
-      args: async () => ["--token", await token({ scopes: ["write:/"] }), "--method", "MOVE", "--path", "/protected/a", "--destination", "https://remote.example.org/b"],
+      args: async () => [
+        "--token",
+        await token({ scopes: ["write:/"] }),
+        "--method",
+        "MOVE",
+        "--path",
+        "/protected/a",
+        "--destination",
+        "https://remote.example.org/b",
+      ],
       reason: "scope_insufficient",
       status: 403,
       why: /the Destination names another host/,
@@ -250,10 +262,18 @@ describe("explain: where the token comes from", () => {
   });
 
   it.each([
-    { name: "a token file that does not exist", args: ["--token-file", "/nonexistent/token", "--path", "/x"], stderr: /--token-file: cannot read the token file \/nonexistent\/token \(ENOENT\)/ },
+    {
+      name: "a token file that does not exist",
+      args: ["--token-file", "/nonexistent/token", "--path", "/x"],
+      stderr: /--token-file: cannot read the token file \/nonexistent\/token \(ENOENT\)/,
+    },
     { name: "no --path", args: ["--no-token"], stderr: /--path is required/ },
     { name: "an empty --token", args: ["--token", " ", "--path", "/x"], stderr: /--token: the token is empty/ },
-    { name: "a configuration that does not exist", args: ["--no-token", "--path", "/x", "--config", "/nonexistent/service.yaml"], stderr: /configuration error/ },
+    {
+      name: "a configuration that does not exist",
+      args: ["--no-token", "--path", "/x", "--config", "/nonexistent/service.yaml"],
+      stderr: /configuration error/,
+    },
   ])("exits 2 for $name", async ({ args, stderr }) => {
     const run = await explain(args);
     expect(run.code).toBe(2);
@@ -282,7 +302,14 @@ describe("explain: the signature, offline", () => {
   it("verifies the signature with the keys in keys.cache_dir", async () => {
     const good = await explainJson(["--config", cachedConfig, "--token", await token(), "--path", "/protected/x"]);
     expect(good.json).toMatchObject({ reason: "allowed", token: { signature: { status: "verified", keys: "disk_cache" } } });
-    const forged = await explainJson(["--config", cachedConfig, "--token", await token({}, issuer.issuer, await makeKey("ES256", "net-key")), "--path", "/protected/x"]);
+    const forged = await explainJson([
+      "--config",
+      cachedConfig,
+      "--token",
+      await token({}, issuer.issuer, await makeKey("ES256", "net-key")),
+      "--path",
+      "/protected/x",
+    ]);
     expect(forged.json).toMatchObject({ reason: "signature_invalid", token: { signature: { status: "failed" } } });
   });
 
@@ -305,7 +332,10 @@ describe("explain agrees with serve", () => {
     };
     await writeFile(join(dir, "files-only.yaml"), JSON.stringify(data));
     agreeConfig = join(dir, "agree.yaml");
-    await writeFile(agreeConfig, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "files-only.yaml", wasm: BUILT_POLICY_FILE, watch: false } }));
+    await writeFile(
+      agreeConfig,
+      JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: "files-only.yaml", wasm: BUILT_POLICY_FILE, watch: false } }),
+    );
     served = spawnServe(["--config", agreeConfig]);
     const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
     target = `127.0.0.1:${port}`;

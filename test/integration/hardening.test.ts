@@ -52,7 +52,9 @@ describe("identity headers under their underscore spelling", () => {
   it("are removed on passthrough, where no identity is set", async () => {
     const response = await passthrough.check({ method: "GET", path: "/data", headers: { x_scitokens_subject: "root" } });
     expect(reasonOf(response)).toBe("passthrough");
-    expect(response.okResponse?.headersToRemove).toEqual(expect.arrayContaining(["x_scitokens_subject", "x_scitokens_issuer", "x_scitokens_scope", "x_scitokens_groups", "x_scitokens_jti"]));
+    expect(response.okResponse?.headersToRemove).toEqual(
+      expect.arrayContaining(["x_scitokens_subject", "x_scitokens_issuer", "x_scitokens_scope", "x_scitokens_groups", "x_scitokens_jti"]),
+    );
   });
 });
 

@@ -83,7 +83,12 @@ describe("an issuer whose keys cannot be had", () => {
     { name: "no discovery document at all", options: () => ({ discovery: [] }) },
     { name: "a JWKS that is not JSON", options: () => ({}), jwks: { status: 200, body: "<html>maintenance</html>" } },
     { name: "a JWKS without a keys array", options: () => ({}), jwks: { status: 200, body: { keys: "none" } } },
-    { name: "a JWKS over the size limit", options: () => ({}), jwks: { status: 200, body: { keys: [], pad: "x".repeat(4096) } }, overrides: { keys: { max_response_bytes: 1024 } } },
+    {
+      name: "a JWKS over the size limit",
+      options: () => ({}),
+      jwks: { status: 200, body: { keys: [], pad: "x".repeat(4096) } },
+      overrides: { keys: { max_response_bytes: 1024 } },
+    },
     { name: "a JWKS that never answers (fetch timeout)", options: () => ({}), jwks: { hang: true }, overrides: { keys: { fetch_timeout_seconds: 0.2 } } },
   ])("$name: 503 key_unavailable", async ({ options, jwks, overrides }) => {
     const issuer = await issuerServer({ keys: [keyA], ...options() }, jwks ? { jwks } : {});
@@ -227,9 +232,13 @@ describe("last good keys", () => {
   it("keeps the last good keys while the issuer is down, up to the maximum staleness, then 503", async () => {
     const issuer = await issuerServer({ keys: [keyA] });
     const clock = testClock(Date.now());
-    const svc = await startTestService({ audiences: [TEST_AUDIENCE], issuers: [{ issuer: issuer.issuer, base_path: "/" }] }, {
-      keys: { max_stale_seconds: 3600 },
-    }, clock);
+    const svc = await startTestService(
+      { audiences: [TEST_AUDIENCE], issuers: [{ issuer: issuer.issuer, base_path: "/" }] },
+      {
+        keys: { max_stale_seconds: 3600 },
+      },
+      clock,
+    );
     services.push(svc);
     issuer.respond("jwks", { status: 500, body: "" });
     const token = () => mint(keyA, issuer.issuer, { now: new Date(clock.now()) });

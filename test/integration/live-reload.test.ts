@@ -93,7 +93,12 @@ describe("a data change is applied", () => {
 describe("a broken change is refused and the last good generation goes on serving", () => {
   const breakages: Array<[string, (s: ReloadableService) => Promise<void>, "data" | "bundle", RegExp]> = [
     ["broken YAML", (s) => s.writeDataInPlace("audiences: [unclosed\nissuers: {\n"), "data", /YAML syntax/],
-    ["a schema error (unknown key)", async (s) => s.replaceData({ ...dataFor([TEST_AUDIENCE, OTHER_AUDIENCE]), audience: [OTHER_AUDIENCE] }), "data", /"audience"/],
+    [
+      "a schema error (unknown key)",
+      async (s) => s.replaceData({ ...dataFor([TEST_AUDIENCE, OTHER_AUDIENCE]), audience: [OTHER_AUDIENCE] }),
+      "data",
+      /"audience"/,
+    ],
     ["no trusted issuer", (s) => s.replaceData({ audiences: [OTHER_AUDIENCE], issuers: [] }), "data", /issuers: expected at least one trusted issuer/],
     ["the data file removed", (s) => rm(s.dataFile), "data", /does not exist/],
     ["garbage WASM", (s) => s.replaceBundle("\0asm garbage"), "bundle", /not a loadable OPA WebAssembly policy/],
@@ -159,7 +164,12 @@ describe("issuers changing on reload", () => {
     expect((await read(fromFirst)).reason).toBe("allowed");
     const bothStore = svc.service.keys;
     expect(bothStore).not.toBe(firstStore);
-    expect(bothStore.status().map((s) => s.issuer).sort()).toEqual([issuer.issuer, second.issuer].sort());
+    expect(
+      bothStore
+        .status()
+        .map((s) => s.issuer)
+        .sort(),
+    ).toEqual([issuer.issuer, second.issuer].sort());
 
     // The first store was closed once no Check used it: it fetches nothing any more.
     const seenByFirst = issuer.requests.length;

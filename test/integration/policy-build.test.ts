@@ -34,7 +34,8 @@ async function cli(cwd: string, ...args: string[]): Promise<Run> {
   }
 }
 
-const git = (cwd: string, ...args: string[]) => execFileSync("git", ["-c", "user.name=test", "-c", "user.email=test@example.org", "-c", "commit.gpgsign=false", ...args], { cwd, encoding: "utf8" }).trim();
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync("git", ["-c", "user.name=test", "-c", "user.email=test@example.org", "-c", "commit.gpgsign=false", ...args], { cwd, encoding: "utf8" }).trim();
 
 const DATA = {
   audiences: ["https://storage.example.org"],
@@ -70,7 +71,11 @@ describe("policy build", () => {
     expect(run.stdout).toContain("signature        none");
     const files = await unpack(bytes);
     expect([...files.keys()].sort()).toEqual(["/.manifest", "/data.json", "/policy.wasm", "/policy/authz.rego"]);
-    expect(JSON.parse(files.get("/.manifest")!.toString())).toMatchObject({ revision: commit, roots: ["scitokens"], wasm: [{ entrypoint: "scitokens/authz/decision", module: "/policy.wasm" }] });
+    expect(JSON.parse(files.get("/.manifest")!.toString())).toMatchObject({
+      revision: commit,
+      roots: ["scitokens"],
+      wasm: [{ entrypoint: "scitokens/authz/decision", module: "/policy.wasm" }],
+    });
     expect(JSON.parse(files.get("/data.json")!.toString())).toEqual({ scitokens: { data: DATA } });
   });
 
@@ -88,7 +93,11 @@ describe("policy build", () => {
   });
 
   it.each<[string, (dir: string) => Promise<string[]>, RegExp]>([
-    ["outside git without --revision", async (dir) => [join(dir, "policies")], /not in a git repository with a commit; give the bundle's revision with --revision/],
+    [
+      "outside git without --revision",
+      async (dir) => [join(dir, "policies")],
+      /not in a git repository with a commit; give the bundle's revision with --revision/,
+    ],
     [
       "data that is not valid",
       async (dir) => {
@@ -131,9 +140,17 @@ describe("validate and explain on a signed bundle", () => {
     await writeFile(join(site, "keys", "issuer.jwks.json"), JSON.stringify({ keys: [] }));
     const built = await cli(repo, "policy", "build", "--output", join(site, "bundle.tar.gz"), "--signing-key", keys.privateKey);
     expect(built.stdout).toContain('signature        RS256, key id "default"');
-    const service = { grpc: { listen: "127.0.0.1:0" }, policy: { bundle: { file: "bundle.tar.gz", signing: { keys: { default: { algorithm: "RS256", key_file: "ci.pub.pem" } } } } } };
+    const service = {
+      grpc: { listen: "127.0.0.1:0" },
+      policy: { bundle: { file: "bundle.tar.gz", signing: { keys: { default: { algorithm: "RS256", key_file: "ci.pub.pem" } } } } },
+    };
     await writeFile(join(site, "service.yaml"), stringify(service));
-    await writeFile(join(site, "tampered.tar.gz"), await repack(await readFile(join(site, "bundle.tar.gz")), (files) => files.set("/data.json", Buffer.from(JSON.stringify({ scitokens: { data: { ...DATA, audiences: ["ANY"] } } })))));
+    await writeFile(
+      join(site, "tampered.tar.gz"),
+      await repack(await readFile(join(site, "bundle.tar.gz")), (files) =>
+        files.set("/data.json", Buffer.from(JSON.stringify({ scitokens: { data: { ...DATA, audiences: ["ANY"] } } }))),
+      ),
+    );
     await writeFile(join(site, "tampered.yaml"), stringify({ ...service, policy: { bundle: { ...service.policy.bundle, file: "tampered.tar.gz" } } }));
   });
 
@@ -147,7 +164,22 @@ describe("validate and explain on a signed bundle", () => {
     expect(run.code).toBe(2);
     // The issuer's jwks_file resolves against the service config's folder and is empty.
     expect(run.stdout).toContain(`${join(site, "bundle.tar.gz")}#scitokens/data/data.json: issuers[0].jwks_file: `);
-    await writeFile(join(site, "keys", "issuer.jwks.json"), JSON.stringify({ keys: [{ kty: "EC", crv: "P-256", kid: "k", use: "sig", alg: "ES256", x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }] }));
+    await writeFile(
+      join(site, "keys", "issuer.jwks.json"),
+      JSON.stringify({
+        keys: [
+          {
+            kty: "EC",
+            crv: "P-256",
+            kid: "k",
+            use: "sig",
+            alg: "ES256",
+            x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+          },
+        ],
+      }),
+    );
     const valid = await cli(site, "validate", "--config", "service.yaml");
     expect(valid.stderr).toBe("");
     expect(valid.code).toBe(0);

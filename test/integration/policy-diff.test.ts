@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { PACKAGE_ROOT } from "../../src/config/service-config.js";
 import { policyDiff } from "../../src/cli/policy-diff.js";
+import { PACKAGE_ROOT } from "../../src/config/service-config.js";
 import { CLI } from "../helpers/cli-process.js";
 
 // `scitokens-authz policy diff` on a fixture pair of policies: the same Rego with data
@@ -141,7 +141,11 @@ describe("policy diff through the built CLI", () => {
   });
 
   it.each([
-    ["a side that is neither a folder nor a revision", ["--base", "no-such-revision-or-folder", "--head", "HEAD", "--requests", TABLE], /neither a folder nor a git revision/],
+    [
+      "a side that is neither a folder nor a revision",
+      ["--base", "no-such-revision-or-folder", "--head", "HEAD", "--requests", TABLE],
+      /neither a folder nor a git revision/,
+    ],
     ["a missing option", ["--base", "HEAD", "--requests", TABLE], /--head is required/],
     ["a missing request file", ["--base", "HEAD", "--head", "HEAD", "--requests", join(FIXTURES, "missing.yaml")], /cannot be read/],
     ["a request file that is not a table", ["--base", "HEAD", "--head", "HEAD", "--requests", join(FIXTURES, "base.yaml")], /expected a decision table/],

@@ -65,7 +65,13 @@ describe("policy test through the built CLI", () => {
     expect(report).toMatchObject({
       passed: 2,
       failed: 1,
-      failures: [{ name: "archive write", expected: { decision: "allow", reason: "allowed", status: null }, got: { decision: "deny", reason: "scope_insufficient", status: 403 } }],
+      failures: [
+        {
+          name: "archive write",
+          expected: { decision: "allow", reason: "allowed", status: null },
+          got: { decision: "deny", reason: "scope_insufficient", status: 403 },
+        },
+      ],
     });
   });
 
@@ -88,7 +94,11 @@ describe("policy test through the built CLI", () => {
     ["a folder that does not exist", async () => [join(dir, "missing")], /not a folder/],
     ["no tables in DIR", async () => ["policies"], /no decision tables/],
     ["a table file that does not exist", async () => ["--tables", join(dir, "nope.yaml")], /no such file/],
-    ["a data file that does not exist", async () => ["--data", join(dir, "nope.yaml"), "--tables", join(FIXTURES, "demo.tests.yaml")], /--data .*: no such file/],
+    [
+      "a data file that does not exist",
+      async () => ["--data", join(dir, "nope.yaml"), "--tables", join(FIXTURES, "demo.tests.yaml")],
+      /--data .*: no such file/,
+    ],
     [
       "a case without expect",
       async () => {

@@ -2,8 +2,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { PACKAGE_ROOT } from "../../src/config/service-config.js";
 import { DENY_SHAPES } from "../../src/envoy/decision-to-response.js";
 import { isReasonCode } from "../../src/reasons/index.js";
@@ -27,7 +27,10 @@ interface SiteCase {
   expect: { reason: string; http?: number; headers?: Record<string, string>; removed?: string[] };
 }
 
-const examples = (await readdir(EXAMPLES, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+const examples = (await readdir(EXAMPLES, { withFileTypes: true }))
+  .filter((e) => e.isDirectory())
+  .map((e) => e.name)
+  .sort();
 
 let dir: string;
 let key: TestKey;
@@ -76,11 +79,22 @@ describe.each(examples)("examples/site/%s", (example) => {
   it("decides every case as its table says", async () => {
     for (const c of cases) {
       const token = c.token
-        ? await mint(key, issuer.issuer, { scopes: c.token.scope.split(" "), ...(c.token.groups ? { groups: c.token.groups } : {}), ...(c.token.claims ? { extraClaims: c.token.claims } : {}) })
+        ? await mint(key, issuer.issuer, {
+            scopes: c.token.scope.split(" "),
+            ...(c.token.groups ? { groups: c.token.groups } : {}),
+            ...(c.token.claims ? { extraClaims: c.token.claims } : {}),
+          })
         : undefined;
-      const response = await svc.check({ method: c.request.method ?? "GET", path: c.request.path, headers: c.request.headers ?? {}, ...(token ? { token } : {}) });
+      const response = await svc.check({
+        method: c.request.method ?? "GET",
+        path: c.request.path,
+        headers: c.request.headers ?? {},
+        ...(token ? { token } : {}),
+      });
       expect(reasonOf(response), c.name).toBe(c.expect.reason);
-      const http = c.expect.http ?? (isReasonCode(c.expect.reason) && c.expect.reason !== "allowed" && c.expect.reason !== "passthrough" ? DENY_SHAPES[c.expect.reason].http : undefined);
+      const http =
+        c.expect.http ??
+        (isReasonCode(c.expect.reason) && c.expect.reason !== "allowed" && c.expect.reason !== "passthrough" ? DENY_SHAPES[c.expect.reason].http : undefined);
       if (http !== undefined) expect(response.deniedResponse?.status?.code, c.name).toBe(http);
       for (const [name, value] of Object.entries(c.expect.headers ?? {})) expect(responseHeader(response, name), `${c.name}: ${name}`).toBe(value);
       for (const name of c.expect.removed ?? []) expect(response.okResponse?.headersToRemove, `${c.name}: removes ${name}`).toContain(name);

@@ -141,7 +141,11 @@ const cases: Case[] = [
   // §1 profiles
   { name: "ver scitoken:3.0", token: tok({ extraClaims: { ver: "scitoken:3.0" } }), expect: unauthenticated("profile_unknown") },
   { name: "ver as the integer 2", token: tok({ extraClaims: { ver: 2 } }), expect: unauthenticated("profile_unknown") },
-  { name: "wlcg.ver 2.0", token: tok({ profile: "wlcg1", scopes: ["storage.read:/"], extraClaims: { "wlcg.ver": "2.0" } }), expect: unauthenticated("profile_unknown") },
+  {
+    name: "wlcg.ver 2.0",
+    token: tok({ profile: "wlcg1", scopes: ["storage.read:/"], extraClaims: { "wlcg.ver": "2.0" } }),
+    expect: unauthenticated("profile_unknown"),
+  },
   { name: "wlcg.ver 1.2 (any 1.x)", token: tok({ profile: "wlcg1", scopes: ["storage.read:/"], extraClaims: { "wlcg.ver": "1.2" } }), expect: allowed() },
   { name: "ver wins over an unknown wlcg.ver", token: tok({ extraClaims: { "wlcg.ver": "9.0" } }), expect: allowed() },
   { name: "scitokens:2.0 spelling of ver", token: tok({ extraClaims: { ver: "scitokens:2.0" } }), expect: allowed() },
@@ -282,17 +286,29 @@ const cases: Case[] = [
   { name: "no kid, single-key issuer", token: tok({ kid: undefined }), expect: allowed() },
   {
     name: "no kid, two-key issuer (both ES256)",
-    token: tok({ kid: undefined }, () => ec, () => twoKeyIssuer.issuer),
+    token: tok(
+      { kid: undefined },
+      () => ec,
+      () => twoKeyIssuer.issuer,
+    ),
     expect: unauthenticated("key_not_found"),
   },
   {
     name: "no kid, issuer with one ES256 and one RS256 key: one key usable for ES256",
-    token: tok({ kid: undefined }, () => ec, () => mixedIssuer.issuer),
+    token: tok(
+      { kid: undefined },
+      () => ec,
+      () => mixedIssuer.issuer,
+    ),
     expect: allowed(),
   },
   {
     name: "no kid, issuer with one ES256 and one RS256 key: one key usable for RS256",
-    token: tok({ kid: undefined }, () => rsa, () => mixedIssuer.issuer),
+    token: tok(
+      { kid: undefined },
+      () => rsa,
+      () => mixedIssuer.issuer,
+    ),
     expect: allowed(),
   },
   {

@@ -143,7 +143,9 @@ describe("scitokens-authz validate: valid configurations", () => {
     const first = await fixture({ "service.yaml": service(), "data.yaml": data(issuers) });
     const second = await fixture({ "service.yaml": service(), "data.yaml": data(issuers, { realm: "other" }) });
     const revisions = await Promise.all(
-      [first, second].map(async ({ config }) => (JSON.parse((await validate("--config", config, "--json")).stdout) as { checked: { revision: string } }).checked.revision),
+      [first, second].map(
+        async ({ config }) => (JSON.parse((await validate("--config", config, "--json")).stdout) as { checked: { revision: string } }).checked.revision,
+      ),
     );
     expect(revisions[0]).toMatch(/^[0-9a-f]{12}$/);
     expect(revisions[1]).not.toBe(revisions[0]);
@@ -161,13 +163,18 @@ describe("scitokens-authz validate: problems", () => {
     const lines = result.stdout.trimEnd().split("\n");
     expect(lines).toEqual([
       `${config}: tokens.leeway_seconds: expected the clock-skew leeway in seconds, not negative`,
-      expect.stringMatching(new RegExp(`^${escape(join(folder, "data.yaml"))}: issuers\\[0\\]\\.base_path: expected an absolute path like "/data", got "a"`)),
-      expect.stringMatching(new RegExp(`^${escape(join(folder, "data.yaml"))}: realm: `)),
+      expect.stringMatching(
+        new RegExp(`^${escapeRegExp(join(folder, "data.yaml"))}: issuers\\[0\\]\\.base_path: expected an absolute path like "/data", got "a"`),
+      ),
+      expect.stringMatching(new RegExp(`^${escapeRegExp(join(folder, "data.yaml"))}: realm: `)),
       `${join(folder, "missing", "policy.wasm")}: the compiled policy does not exist (run \`npm run build\`, or set policy.wasm)`,
       "scitokens-authz validate: 4 problems in 3 files: not valid",
     ]);
 
-    const json = JSON.parse((await validate("--config", config, "--json")).stdout) as { ok: boolean; problems: Array<{ file: string; problem: string; line: string }> };
+    const json = JSON.parse((await validate("--config", config, "--json")).stdout) as {
+      ok: boolean;
+      problems: Array<{ file: string; problem: string; line: string }>;
+    };
     expect(json.ok).toBe(false);
     expect(json.problems.map((p) => p.file)).toEqual([config, join(folder, "data.yaml"), join(folder, "data.yaml"), join(folder, "missing", "policy.wasm")]);
     expect(json.problems.map((p) => p.line)).toEqual(lines.slice(0, 4));
@@ -194,7 +201,8 @@ describe("scitokens-authz validate: problems", () => {
     {
       name: "a policy that answers outside its contract",
       wasm: () => ({ file: compile("bad-answer", 'package scitokens.authz\n\ndecision := {"allow": "yes"}\n', "scitokens/authz/decision") }),
-      expected: /: scitokens\/authz\/decision: expected a decision within the contract \(policies\/README\.md\) for GET \/a\/scitokens-authz-validate by https:\/\/a\.example with scope read:\/, found: the policy returned allow=yes/,
+      expected:
+        /: scitokens\/authz\/decision: expected a decision within the contract \(policies\/README\.md\) for GET \/a\/scitokens-authz-validate by https:\/\/a\.example with scope read:\/, found: the policy returned allow=yes/,
     },
   ])("refuses $name", async ({ wasm, expected }) => {
     const made = wasm();
@@ -212,10 +220,19 @@ describe("scitokens-authz validate: problems", () => {
 
   it.each([
     { name: "missing", file: undefined, expected: /issuers\[0\]\.jwks_file: expected a JWKS file, found nothing at .*keys\.json$/m },
-    { name: "not JSON", file: "{ not json", expected: /issuers\[0\]\.jwks_file: expected a JWKS \(a JSON object with a "keys" array\) in .*keys\.json, found: body is not valid JSON$/m },
+    {
+      name: "not JSON",
+      file: "{ not json",
+      expected: /issuers\[0\]\.jwks_file: expected a JWKS \(a JSON object with a "keys" array\) in .*keys\.json, found: body is not valid JSON$/m,
+    },
     { name: "that is a JSON array", file: "[]", expected: /issuers\[0\]\.jwks_file: expected a JWKS .*, found: body is not a JSON object$/m },
     { name: "without a keys array", file: '{"foo": 1}', expected: /issuers\[0\]\.jwks_file: expected a JWKS .*, found: JWKS has no "keys" array$/m },
-    { name: "holding only private keys", file: "private", expected: /issuers\[0\]\.jwks_file: expected at least one usable public signing key in .*keys\.json, found none \(key 0 \(kid "[^"]+"\): private or symmetric key\)$/m },
+    {
+      name: "holding only private keys",
+      file: "private",
+      expected:
+        /issuers\[0\]\.jwks_file: expected at least one usable public signing key in .*keys\.json, found none \(key 0 \(kid "[^"]+"\): private or symmetric key\)$/m,
+    },
     { name: "with an empty keys array", file: '{"keys": []}', expected: /found none \(an empty keys array\)$/m },
   ])("refuses a jwks_file $name", async ({ file, expected }) => {
     const contents = file === "private" ? { keys: [{ ...(await exportJWK(key.privateKey)), kid: key.kid, alg: "ES256" }] } : file;
@@ -230,8 +247,18 @@ describe("scitokens-authz validate: problems", () => {
   });
 
   it.each([
-    { name: "an http:// jwks_uri off loopback", issuer: { issuer: "https://a.example", base_path: "/a", jwks_uri: "http://keys.example/jwks" }, key: "jwks_uri", expected: /expected an https:\/\/ URL/ },
-    { name: "an http:// issuer off loopback (discovery)", issuer: { issuer: "http://a.example", base_path: "/a" }, key: "issuer", expected: /OIDC discovery needs an https:\/\/ issuer/ },
+    {
+      name: "an http:// jwks_uri off loopback",
+      issuer: { issuer: "https://a.example", base_path: "/a", jwks_uri: "http://keys.example/jwks" },
+      key: "jwks_uri",
+      expected: /expected an https:\/\/ URL/,
+    },
+    {
+      name: "an http:// issuer off loopback (discovery)",
+      issuer: { issuer: "http://a.example", base_path: "/a" },
+      key: "issuer",
+      expected: /OIDC discovery needs an https:\/\/ issuer/,
+    },
   ])("refuses $name", async ({ issuer, key: field, expected }) => {
     const { config } = await fixture({ "service.yaml": service(), "data.yaml": data([issuer]) });
     const result = await validate("--config", config);
@@ -311,6 +338,6 @@ describe("scitokens-authz validate: offline", () => {
   });
 });
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

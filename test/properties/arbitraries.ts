@@ -101,9 +101,7 @@ const trailing = fc.constantFrom("", "", "", "/", "//");
 /** A valid decoded segment ({@link isOrdinarySegment}); a scope path never holds a decoded `%`. */
 function segment(kind: Kind, maxLength = 5): fc.Arbitrary<Segment> {
   const extra = kind === "request" ? ["%", "?", "#"] : ["?", "#"];
-  return fc
-    .array(piecesOf(decodedCharacter(extra)), { minLength: 1, maxLength })
-    .filter((s) => isOrdinarySegment(decodedOf(s), kind));
+  return fc.array(piecesOf(decodedCharacter(extra)), { minLength: 1, maxLength }).filter((s) => isOrdinarySegment(decodedOf(s), kind));
 }
 
 function pathSpec(kind: Kind, segments: fc.Arbitrary<Segment>, minLength: number, maxLength: number): fc.Arbitrary<PathSpec> {
@@ -176,9 +174,41 @@ export const anyRawPath: fc.Arbitrary<string> = fc.oneof(
       fc.array(
         fc.oneof(
           fc.constantFrom(
-            "/", "//", ".", "..", "%2e", "%2E", "%2f", "%2F", "%5c", "%5C", "%25", "%252e", "%252F", "%", "%zz", "%4", "%41",
-            "%c3%a9", "%C3%A9", "%e6%97%a5", "%f0%9f%98%80", "%ff", "%c0%ae", "%ed%a0%80", "\\", "?", "#", "%3f", "%23", "%20",
-            "%00", "%7f", "%c2%85", "\u0085", "\t",
+            "/",
+            "//",
+            ".",
+            "..",
+            "%2e",
+            "%2E",
+            "%2f",
+            "%2F",
+            "%5c",
+            "%5C",
+            "%25",
+            "%252e",
+            "%252F",
+            "%",
+            "%zz",
+            "%4",
+            "%41",
+            "%c3%a9",
+            "%C3%A9",
+            "%e6%97%a5",
+            "%f0%9f%98%80",
+            "%ff",
+            "%c0%ae",
+            "%ed%a0%80",
+            "\\",
+            "?",
+            "#",
+            "%3f",
+            "%23",
+            "%20",
+            "%00",
+            "%7f",
+            "%c2%85",
+            "\u0085",
+            "\t",
           ),
           decodedCharacter(["%", "?", "#"]),
         ),
@@ -213,14 +243,19 @@ export const dotSegment: fc.Arbitrary<string> = fc.array(DOT, { minLength: 1, ma
  */
 export const dotLikeSegment: fc.Arbitrary<string> = fc
   .tuple(
-    fc.array(
-      fc.oneof(
-        { arbitrary: DOT.map((dot) => ({ dot: true, text: dot })), weight: 3 },
-        { arbitrary: fc.constantFrom("\uff0e", "\u2024", "\ufe52", "\u2025", "\u2026", "%ef%bc%8e", "%E2%80%A4").map((dot) => ({ dot: true, text: dot })), weight: 1 },
-        { arbitrary: fc.constantFrom(" ", "%20").map((space) => ({ dot: false, text: space })), weight: 1 },
-      ),
-      { minLength: 1, maxLength: 4 },
-    ).filter((pieces) => pieces.some((p) => p.dot)),
+    fc
+      .array(
+        fc.oneof(
+          { arbitrary: DOT.map((dot) => ({ dot: true, text: dot })), weight: 3 },
+          {
+            arbitrary: fc.constantFrom("\uff0e", "\u2024", "\ufe52", "\u2025", "\u2026", "%ef%bc%8e", "%E2%80%A4").map((dot) => ({ dot: true, text: dot })),
+            weight: 1,
+          },
+          { arbitrary: fc.constantFrom(" ", "%20").map((space) => ({ dot: false, text: space })), weight: 1 },
+        ),
+        { minLength: 1, maxLength: 4 },
+      )
+      .filter((pieces) => pieces.some((p) => p.dot)),
     fc.constantFrom("", "", ";", ";x", ";jsessionid=1", "%3b", "%3Bx", "%253b"),
   )
   .map(([pieces, parameter]) => pieces.map((p) => p.text).join("") + parameter)
@@ -228,7 +263,11 @@ export const dotLikeSegment: fc.Arbitrary<string> = fc
 
 /** A segment holding an encoded separator, possibly next to dots (`..%2f`). */
 export function separatorSegment(kind: Kind): fc.Arbitrary<string> {
-  const around = fc.oneof(fc.constant(""), fc.constant(".."), segment(kind, 3).map((s) => writeSegment(s, kind === "request" ? REQUEST_MUST_ENCODE : SCOPE_MUST_ENCODE)));
+  const around = fc.oneof(
+    fc.constant(""),
+    fc.constant(".."),
+    segment(kind, 3).map((s) => writeSegment(s, kind === "request" ? REQUEST_MUST_ENCODE : SCOPE_MUST_ENCODE)),
+  );
   return fc.tuple(around, ENCODED_SEPARATOR, around).map((parts) => parts.join(""));
 }
 

@@ -1,10 +1,10 @@
 import { fileURLToPath } from "node:url";
 import { type AuthzData, loadAuthzData } from "../../src/config/authz-data.js";
 import { BUILT_POLICY_FILE } from "../../src/config/service-config.js";
-import type { OperatorReason, ReasonCode } from "../../src/reasons/index.js";
 import { buildPolicyInput, verifiedPolicyToken } from "../../src/envoy/policy-input.js";
 import { normalizeRequestPath } from "../../src/paths/normalize.js";
 import { PolicyEngine } from "../../src/policy/engine.js";
+import type { OperatorReason, ReasonCode } from "../../src/reasons/index.js";
 import { type VerifiedToken, readClaims } from "../../src/token/claims.js";
 
 /**

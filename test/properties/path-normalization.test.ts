@@ -75,15 +75,21 @@ describe("scope paths (SEMANTICS §6)", () => {
 
   it("is idempotent, and lands where the same path sent as a request lands", () => {
     fc.assert(
-      fc.property(fc.oneof(scopePath().map((p) => p.raw), anyRawPath), (raw) => {
-        const first = normalizeScopePath(raw);
-        if (!first.ok) return;
-        expectNormalForm(first);
-        // A decoded scope path never holds a %, so it needs no decoding.
-        expect(normalizeScopePath(first.path)).toEqual(first);
-        expect(normalizeScopePath(reencode(first))).toEqual(first);
-        expect(accepted(normalizeRequestPath(reencode(first)))).toEqual(first);
-      }),
+      fc.property(
+        fc.oneof(
+          scopePath().map((p) => p.raw),
+          anyRawPath,
+        ),
+        (raw) => {
+          const first = normalizeScopePath(raw);
+          if (!first.ok) return;
+          expectNormalForm(first);
+          // A decoded scope path never holds a %, so it needs no decoding.
+          expect(normalizeScopePath(first.path)).toEqual(first);
+          expect(normalizeScopePath(reencode(first))).toEqual(first);
+          expect(accepted(normalizeRequestPath(reencode(first)))).toEqual(first);
+        },
+      ),
       runs(1500),
     );
   });

@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type AuthzData, DEFAULT_VERBS } from "../../src/config/authz-data.js";
-import { DenyError } from "../../src/reasons/index.js";
 import type { PolicyEngine } from "../../src/policy/engine.js";
+import { DenyError } from "../../src/reasons/index.js";
 import { parseScopes } from "../../src/token/scopes.js";
 import {
   GRANTING_AUTHZ,
@@ -75,9 +75,7 @@ describe("dot segments and encoded separators (SEMANTICS §7), through normaliza
 
 describe("path matching is by whole components (SEMANTICS §7, §8)", () => {
   /** A granting path-style authz and one of its methods. */
-  const grant = fc
-    .constantFrom(...GRANTING_AUTHZ)
-    .chain((authz) => fc.tuple(fc.constant(authz), fc.constantFrom(...DEFAULT_VERBS[authz])));
+  const grant = fc.constantFrom(...GRANTING_AUTHZ).chain((authz) => fc.tuple(fc.constant(authz), fc.constantFrom(...DEFAULT_VERBS[authz])));
 
   const setup = fc
     .record({
@@ -134,7 +132,8 @@ describe("scopes only add (SEMANTICS §6)", () => {
   );
   /** A path under one of the issuer's bases most of the time (the rest: mostly path_outside_base). */
   const pathFor = (bases: readonly string[]) =>
-    fc.tuple(fc.constantFrom(...bases), fc.boolean(), fc.boolean(), requestPath({ words: WORDS, maxSegments: 3 }))
+    fc
+      .tuple(fc.constantFrom(...bases), fc.boolean(), fc.boolean(), requestPath({ words: WORDS, maxSegments: 3 }))
       .map(([base, inside, also, path]) => (inside || also ? underBase(base, path.raw) : path.raw));
   const request = () =>
     anyIssuer.chain((iss) =>

@@ -1,4 +1,4 @@
-import { fetchJsonObject, type FetchLimits } from "./fetch-json.js";
+import { type FetchLimits, fetchJsonObject } from "./fetch-json.js";
 import { KeySourceError } from "./key-source-error.js";
 import { discoveryUrls, keyUrlProblem } from "./key-url.js";
 

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { JSONWebKeySet } from "jose";
 import { writePrivateFile } from "../../fs/write-private-file.js";
-import { parseJsonObject } from "./parse-json-object.js";
 import { KeySourceError } from "./key-source-error.js";
+import { parseJsonObject } from "./parse-json-object.js";
 import { readBoundedFile } from "./read-jwks-file.js";
 
 /**
@@ -30,10 +30,7 @@ export function cacheFileName(issuer: string): string {
  * directory, flushed, then renamed over the old entry, so a reader sees either the old
  * or the new file, never half of one. Creates `dir` (mode 0700) when missing.
  */
-export async function writeCachedJwks(
-  dir: string,
-  entry: Omit<CachedJwks, "jwks"> & { readonly jwks: JSONWebKeySet },
-): Promise<void> {
+export async function writeCachedJwks(dir: string, entry: Omit<CachedJwks, "jwks"> & { readonly jwks: JSONWebKeySet }): Promise<void> {
   const body = JSON.stringify({
     issuer: entry.issuer,
     jwks_uri: entry.jwksUri,

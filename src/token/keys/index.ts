@@ -3,11 +3,11 @@
  * cached and refreshed, and which key verifies a token (docs/semantics.md §2–§3).
  */
 export {
-  KeyStore,
-  KEY_STORE_DEFAULTS,
   type IssuerKeySource,
   type IssuerKeyStatus,
+  KEY_STORE_DEFAULTS,
   type KeyLookupOptions,
+  KeyStore,
   type KeyStoreOptions,
 } from "./key-store.js";
 export { keyUrlProblem } from "./key-url.js";

@@ -3,9 +3,9 @@ import type { Logger } from "pino";
 import { DenyError } from "../../reasons/index.js";
 import { discoverJwksUri } from "./discover-jwks-uri.js";
 import { readCachedJwks, writeCachedJwks } from "./disk-cache.js";
-import { fetchJsonObject, type FetchLimits } from "./fetch-json.js";
+import { type FetchLimits, fetchJsonObject } from "./fetch-json.js";
 import { keyUrlProblem } from "./key-url.js";
-import { prepareKeySet, type PreparedKeySet } from "./prepared-key-set.js";
+import { type PreparedKeySet, prepareKeySet } from "./prepared-key-set.js";
 import { readJwksFile } from "./read-jwks-file.js";
 import { settlesWithin } from "./settles-within.js";
 
@@ -368,9 +368,7 @@ export class KeyStore {
         from = state.source.jwksUri ?? (await discoverJwksUri(issuer, this.#limits));
         document = await fetchJsonObject(from, this.#limits);
       }
-      const prepared = await prepareKeySet(document, (reason) =>
-        this.#logger?.warn({ issuer, url: from, reason }, "jwks key skipped"),
-      );
+      const prepared = await prepareKeySet(document, (reason) => this.#logger?.warn({ issuer, url: from, reason }, "jwks key skipped"));
       // The same keys again keep the prepared set, and so the key objects handed out.
       const keys = state.keys !== undefined && sameKeys(state.keys, prepared) ? state.keys : prepared;
       const fetchedAt = this.#now();
@@ -380,8 +378,8 @@ export class KeyStore {
       state.lastError = null;
       this.#logger?.info({ issuer, url: from, keys: keys.jwks.keys.length }, "jwks fetch ok");
       if (this.#cacheDir !== undefined && state.kind !== "jwks_file") {
-        await writeCachedJwks(this.#cacheDir, { issuer, jwksUri: from, fetchedAt, jwks: keys.jwks }).catch(
-          (err: unknown) => this.#logger?.warn({ issuer, err: messageOf(err) }, "jwks disk cache write failed"),
+        await writeCachedJwks(this.#cacheDir, { issuer, jwksUri: from, fetchedAt, jwks: keys.jwks }).catch((err: unknown) =>
+          this.#logger?.warn({ issuer, err: messageOf(err) }, "jwks disk cache write failed"),
         );
       }
     } catch (err) {

@@ -46,8 +46,5 @@ export function isLoopbackHost(hostname: string): boolean {
 export function discoveryUrls(issuer: string): readonly [string, string] {
   const url = new URL(issuer);
   const path = url.pathname.replace(/\/$/, "");
-  return [
-    `${url.origin}${path}/.well-known/openid-configuration`,
-    `${url.origin}/.well-known/oauth-authorization-server${path}`,
-  ];
+  return [`${url.origin}${path}/.well-known/openid-configuration`, `${url.origin}/.well-known/oauth-authorization-server${path}`];
 }

@@ -1,12 +1,4 @@
-import {
-  createLocalJWKSet,
-  importJWK,
-  type CryptoKey,
-  type JSONWebKeySet,
-  type JWK,
-  type JWSHeaderParameters,
-  type LocalJWKSet,
-} from "jose";
+import { type CryptoKey, type JSONWebKeySet, type JWK, type JWSHeaderParameters, type LocalJWKSet, createLocalJWKSet, importJWK } from "jose";
 import { fromJoseError } from "../jose-errors.js";
 import { KeySourceError } from "./key-source-error.js";
 
@@ -39,12 +31,9 @@ const EC_ALG_BY_CURVE: Readonly<Record<string, string>> = { "P-256": "ES256", "P
  * (`use` ≠ `sig`), or that the runtime cannot import, are left out and reported through
  * `onSkip`; a set may end up empty, and then every token of the issuer is denied.
  */
-export async function prepareKeySet(
-  document: Readonly<Record<string, unknown>>,
-  onSkip: (reason: string) => void = () => {},
-): Promise<PreparedKeySet> {
+export async function prepareKeySet(document: Readonly<Record<string, unknown>>, onSkip: (reason: string) => void = () => {}): Promise<PreparedKeySet> {
   const { keys } = document;
-  if (!Array.isArray(keys)) throw new KeySourceError("JWKS has no \"keys\" array");
+  if (!Array.isArray(keys)) throw new KeySourceError('JWKS has no "keys" array');
   const usable: JWK[] = [];
   const warm: Array<{ kid: string; alg: string }> = [];
   for (const [index, candidate] of keys.entries()) {

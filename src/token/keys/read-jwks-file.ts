@@ -1,6 +1,6 @@
 import { open } from "node:fs/promises";
-import { parseJsonObject } from "./parse-json-object.js";
 import { KeySourceError } from "./key-source-error.js";
+import { parseJsonObject } from "./parse-json-object.js";
 
 /** Read a whole file, refusing one larger than `maxBytes` without reading it all. */
 export async function readBoundedFile(path: string, maxBytes: number): Promise<Uint8Array> {

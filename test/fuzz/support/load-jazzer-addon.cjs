@@ -167,7 +167,7 @@ function relaxedCopy(original) {
   for (const need of missing) {
     const allowed = RELAXABLE[need.name];
     for (const symbol of elf.symbolsNeeding(need.index)) {
-      if (!allowed || !allowed.has(symbol.name)) {
+      if (!allowed?.has(symbol.name)) {
         return new Error(`${symbol.name}@${need.name} (${need.file}) is not available here and is not one this loader knows how to relax`);
       }
       if (MARKERS.has(symbol.name)) {
@@ -204,7 +204,7 @@ function load() {
     require(original);
     return;
   } catch (error) {
-    if (process.platform !== "linux" || !/version `[^']+' not found/.test(String(error && error.message))) throw error;
+    if (process.platform !== "linux" || !/version `[^']+' not found/.test(String(error?.message))) throw error;
     const made = relaxedCopy(original);
     if (made instanceof Error) {
       throw new Error(`jazzer.js's addon does not load here (${error.message}), and cannot be relaxed: ${made.message}`);

@@ -28,7 +28,10 @@ function trimOws(text: string): string {
 
 /** The comma-separated credentials of the header, as Envoy joins repeated headers. */
 function credentials(header: string): string[] {
-  return header.split(",").map(trimOws).filter((c) => c !== "");
+  return header
+    .split(",")
+    .map(trimOws)
+    .filter((c) => c !== "");
 }
 
 /** RFC 7235: auth-scheme (case-insensitive), then whitespace or nothing. */

@@ -5,7 +5,7 @@
  * flows into (a scope path is matched against request paths and configured paths).
  */
 import { type PathResult, normalizeConfiguredPath, normalizeRequestPath, normalizeScopePath } from "../../../src/paths/normalize.js";
-import { ensure, ensureNormalPath, reencodeFully, reencode, samePath, show, total } from "../invariants.js";
+import { ensure, ensureNormalPath, reencode, reencodeFully, samePath, show, total } from "../invariants.js";
 
 type Accepted = Extract<PathResult, { ok: true }>;
 

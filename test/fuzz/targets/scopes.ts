@@ -5,8 +5,8 @@
  * that normalizes to itself, and only from an entry of the input.
  */
 import { PATH_AUTHZ } from "../../../src/config/authz-data.js";
-import { DenyError } from "../../../src/reasons/index.js";
 import { normalizeScopePath } from "../../../src/paths/normalize.js";
+import { DenyError } from "../../../src/reasons/index.js";
 import { type ParsedScope, parseScopes, splitScopeString } from "../../../src/token/scopes.js";
 import { describe, ensure, ensureNormalPath, show, total } from "../invariants.js";
 
@@ -39,11 +39,7 @@ function ensureScope(scope: ParsedScope, entries: readonly string[], input: stri
 export function fuzz(data: Buffer): void {
   const claim = data.toString("utf8");
   const entries = total("splitScopeString", () => splitScopeString(claim), claim);
-  ensure(
-    entries.every((e) => e !== "" && !e.includes(" ")) && entries.join("") === claim.replaceAll(" ", ""),
-    `split into ${show(entries)}`,
-    claim,
-  );
+  ensure(entries.every((e) => e !== "" && !e.includes(" ")) && entries.join("") === claim.replaceAll(" ", ""), `split into ${show(entries)}`, claim);
   for (const list of [entries, [claim]]) {
     const scopes = parse(list, claim);
     for (const scope of scopes ?? []) ensureScope(scope, list, claim);

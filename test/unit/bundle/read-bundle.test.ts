@@ -74,24 +74,65 @@ describe("a bundle written by policy build", () => {
 describe("a signature problem refuses the bundle", () => {
   it.each<[string, () => Promise<Buffer> | Buffer, () => BundleSigningConfig, RegExp]>([
     ["no signature", () => unsigned, () => signing(), /not signed \(no \.signatures\.json\)/],
-    ["another key", () => signed, () => signing({ keys: [{ keyid: "default", algorithm: "RS256", keyFile: other.publicKey }] }), /does not verify with the configured key/],
-    ["a key id not configured", () => signed, () => signing({ keys: [{ keyid: "ci", algorithm: "RS256", keyFile: ci.publicKey }] }), /signed with key "default", expected one of policy\.bundle\.signing\.keys: ci/],
+    [
+      "another key",
+      () => signed,
+      () => signing({ keys: [{ keyid: "default", algorithm: "RS256", keyFile: other.publicKey }] }),
+      /does not verify with the configured key/,
+    ],
+    [
+      "a key id not configured",
+      () => signed,
+      () => signing({ keys: [{ keyid: "ci", algorithm: "RS256", keyFile: ci.publicKey }] }),
+      /signed with key "default", expected one of policy\.bundle\.signing\.keys: ci/,
+    ],
     ["another scope", () => signed, () => signing({ scope: "production" }), /signed for scope "", expected "production"/],
-    ["another algorithm configured", () => signed, () => signing({ keys: [{ keyid: "default", algorithm: "PS256", keyFile: ci.publicKey }] }), /algorithm is not the configured one/],
+    [
+      "another algorithm configured",
+      () => signed,
+      () => signing({ keys: [{ keyid: "default", algorithm: "PS256", keyFile: ci.publicKey }] }),
+      /algorithm is not the configured one/,
+    ],
     [
       "changed data",
       () => repack(signed, (files) => files.set("/data.json", Buffer.from(JSON.stringify({ scitokens: { data: { ...DATA, audiences: ["ANY"] } } })))),
       () => signing(),
       /data\.json: digest mismatch/,
     ],
-    ["changed WASM", () => repack(signed, (files) => files.set("/policy.wasm", Buffer.concat([files.get("/policy.wasm")!, Buffer.from([0])]))), () => signing(), /policy\.wasm: digest mismatch/],
-    ["a file added", () => repack(signed, (files) => files.set("/policy/extra.rego", Buffer.from("package scitokens.site\n"))), () => signing(), /policy\/extra\.rego: not covered by the signature/],
-    ["a file removed", () => repack(signed, (files) => files.delete("/policy/authz.rego")), () => signing(), /policy\/authz\.rego: signed but missing from the bundle/],
-    ["a changed manifest revision", () => repack(signed, (files) => files.set("/.manifest", Buffer.from(files.get("/.manifest")!.toString().replace("abc123", "evil")))), () => signing(), /\.manifest: digest mismatch/],
-    ["two signatures", () => repack(signed, (files) => {
-      const sig = JSON.parse(files.get("/.signatures.json")!.toString()) as { signatures: string[] };
-      files.set("/.signatures.json", Buffer.from(JSON.stringify({ signatures: [sig.signatures[0], sig.signatures[0]] })));
-    }), () => signing(), /expected \{"signatures": \[one JWS\]\}, found 2 entries/],
+    [
+      "changed WASM",
+      () => repack(signed, (files) => files.set("/policy.wasm", Buffer.concat([files.get("/policy.wasm")!, Buffer.from([0])]))),
+      () => signing(),
+      /policy\.wasm: digest mismatch/,
+    ],
+    [
+      "a file added",
+      () => repack(signed, (files) => files.set("/policy/extra.rego", Buffer.from("package scitokens.site\n"))),
+      () => signing(),
+      /policy\/extra\.rego: not covered by the signature/,
+    ],
+    [
+      "a file removed",
+      () => repack(signed, (files) => files.delete("/policy/authz.rego")),
+      () => signing(),
+      /policy\/authz\.rego: signed but missing from the bundle/,
+    ],
+    [
+      "a changed manifest revision",
+      () => repack(signed, (files) => files.set("/.manifest", Buffer.from(files.get("/.manifest")!.toString().replace("abc123", "evil")))),
+      () => signing(),
+      /\.manifest: digest mismatch/,
+    ],
+    [
+      "two signatures",
+      () =>
+        repack(signed, (files) => {
+          const sig = JSON.parse(files.get("/.signatures.json")!.toString()) as { signatures: string[] };
+          files.set("/.signatures.json", Buffer.from(JSON.stringify({ signatures: [sig.signatures[0], sig.signatures[0]] })));
+        }),
+      () => signing(),
+      /expected \{"signatures": \[one JWS\]\}, found 2 entries/,
+    ],
   ])("%s", async (_name, bundle, config, expected) => {
     const problems = await problemsOf(await bundle(), config());
     expect(problems.length).toBeGreaterThan(0);
@@ -108,15 +149,40 @@ describe("a signature problem refuses the bundle", () => {
 describe("an archive the service will not take", () => {
   it.each<[string, () => Promise<Buffer> | Buffer, RegExp]>([
     ["not gzip", () => Buffer.from("policy"), /not a gzipped OPA bundle/],
-    ["a symlink", () => repack(unsigned, () => undefined).then(async (b) => pack([...(await entries(b)), { path: "/link", type: "SymbolicLink", linkpath: "/etc/passwd" }])), /\/link: a SymbolicLink entry; a bundle holds regular files only/],
-    ["a path with ..", async () => pack([...(await entries(unsigned)), { path: "../escape/data.json", body: "{}" }]), /"\.\.\/escape\/data\.json": not a path inside the bundle/],
+    [
+      "a symlink",
+      () =>
+        repack(unsigned, () => undefined).then(async (b) => pack([...(await entries(b)), { path: "/link", type: "SymbolicLink", linkpath: "/etc/passwd" }])),
+      /\/link: a SymbolicLink entry; a bundle holds regular files only/,
+    ],
+    [
+      "a path with ..",
+      async () => pack([...(await entries(unsigned)), { path: "../escape/data.json", body: "{}" }]),
+      /"\.\.\/escape\/data\.json": not a path inside the bundle/,
+    ],
     ["a file twice", async () => pack([...(await entries(unsigned)), { path: "policy.wasm", body: "\0asm" }]), /policy\.wasm: given twice/],
-    ["a file it does not use", async () => pack([...(await entries(unsigned)), { path: "/notes.txt", body: "hi" }]), /notes\.txt: a file the service does not use/],
+    [
+      "a file it does not use",
+      async () => pack([...(await entries(unsigned)), { path: "/notes.txt", body: "hi" }]),
+      /notes\.txt: a file the service does not use/,
+    ],
     ["YAML data", async () => pack([...(await entries(unsigned)), { path: "/scitokens/data/data.yaml", body: "a: 1" }]), /YAML data is not read from bundles/],
-    ["data the policy would not see", async () => pack([...(await entries(unsigned)), { path: "/site/data.json", body: '{"x": 1}' }]), /data\.site: data outside data\.scitokens\.data/],
+    [
+      "data the policy would not see",
+      async () => pack([...(await entries(unsigned)), { path: "/site/data.json", body: '{"x": 1}' }]),
+      /data\.site: data outside data\.scitokens\.data/,
+    ],
     ["no WASM", () => repack(unsigned, (files) => files.delete("/policy.wasm")), /expected the WASM module policy\.wasm/],
-    ["no data", () => repack(unsigned, (files) => files.set("/data.json", Buffer.from("{}"))), /expected the authorization data at scitokens\/data\/data\.json, found none/],
-    ["a manifest without our entrypoint", () => repack(unsigned, (files) => files.set("/.manifest", Buffer.from('{"wasm":[{"entrypoint":"other/rule","module":"/policy.wasm"}]}'))), /no module for the entrypoint scitokens\/authz\/decision/],
+    [
+      "no data",
+      () => repack(unsigned, (files) => files.set("/data.json", Buffer.from("{}"))),
+      /expected the authorization data at scitokens\/data\/data\.json, found none/,
+    ],
+    [
+      "a manifest without our entrypoint",
+      () => repack(unsigned, (files) => files.set("/.manifest", Buffer.from('{"wasm":[{"entrypoint":"other/rule","module":"/policy.wasm"}]}'))),
+      /no module for the entrypoint scitokens\/authz\/decision/,
+    ],
   ])("%s", async (_name, bundle, expected) => {
     const problems = await problemsOf(await bundle(), null);
     expect(problems.join("\n")).toMatch(expected);

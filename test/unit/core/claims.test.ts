@@ -88,7 +88,6 @@ describe("readClaims (SEMANTICS §1, §4, §6)", () => {
     for (let node = token.claims["deep"]; Array.isArray(node); node = node[0]) depth += 1;
     expect(depth).toBeLessThanOrEqual(MAX_POLICY_CLAIM_DEPTH);
   });
-
 });
 
 describe("checkTime (SEMANTICS §4)", () => {

@@ -52,7 +52,11 @@ const MINIMAL_DATA = {
 
 describe("parseAuthzData: refused documents", () => {
   it.each(loadCases<BadConfigCase>("bad-authz-data.yaml"))("$name", (c) => {
-    expectProblem(configErrorOf(() => parseAuthzData(DATA_FILE, c.data)), DATA_FILE, c);
+    expectProblem(
+      configErrorOf(() => parseAuthzData(DATA_FILE, c.data)),
+      DATA_FILE,
+      c,
+    );
   });
 
   it("reports every problem at once, each with its key", () => {
@@ -77,7 +81,11 @@ describe("parseAuthzData: refused documents", () => {
     const error = configErrorOf(() =>
       parseAuthzData(DATA_FILE, {
         audiences: [],
-        issuers: [issuer, issuer, { issuer: "https://b.example.org", base_path: "/b", jwks_uri: "https://b.example.org/jwks", jwks_file: "b.json", max_lifetime: 0 }],
+        issuers: [
+          issuer,
+          issuer,
+          { issuer: "https://b.example.org", base_path: "/b", jwks_uri: "https://b.example.org/jwks", jwks_file: "b.json", max_lifetime: 0 },
+        ],
         verbs: { read: ["get"] },
         named_scopes: { write: { methods: ["PUT"] } },
       }),
@@ -188,7 +196,13 @@ describe("parseAuthzData: accepted documents and defaults", () => {
       on_invalid: "passthrough",
       named_scopes: { "dqsegdb.read": { methods: ["GET", "HEAD"], paths: ["/dq/"] }, "gracedb.read": { methods: ["GET"] } },
     });
-    expect(data).toMatchObject({ headerPrefix: "x-auth-", removeAuthorization: true, realm: "osdf-origin", onMissing: "passthrough", onInvalid: "passthrough" });
+    expect(data).toMatchObject({
+      headerPrefix: "x-auth-",
+      removeAuthorization: true,
+      realm: "osdf-origin",
+      onMissing: "passthrough",
+      onInvalid: "passthrough",
+    });
     expect(data.policyData["named_scopes"]).toEqual({
       "dqsegdb.read": { methods: ["GET", "HEAD"], paths: ["/dq"] },
       "gracedb.read": { methods: ["GET"], paths: null },
@@ -204,7 +218,11 @@ describe("parseAuthzData: accepted documents and defaults", () => {
 
 describe("parseServiceConfig: refused documents", () => {
   it.each(loadCases<BadConfigCase>("bad-service-config.yaml"))("$name", (c) => {
-    expectProblem(configErrorOf(() => parseServiceConfig(CONFIG_FILE, c.data)), CONFIG_FILE, c);
+    expectProblem(
+      configErrorOf(() => parseServiceConfig(CONFIG_FILE, c.data)),
+      CONFIG_FILE,
+      c,
+    );
   });
 
   it.each([
@@ -217,9 +235,7 @@ describe("parseServiceConfig: refused documents", () => {
   });
 
   it("reports every problem at once", () => {
-    const error = configErrorOf(() =>
-      parseServiceConfig(CONFIG_FILE, { grpc: { listen: "localhost" }, tokens: { leeway_seconds: -1, max_bytes: 0 } }),
-    );
+    const error = configErrorOf(() => parseServiceConfig(CONFIG_FILE, { grpc: { listen: "localhost" }, tokens: { leeway_seconds: -1, max_bytes: 0 } }));
     const keys = error.problems.map((p) => p.slice(0, p.indexOf(": ")));
     expect(keys.sort()).toEqual(["grpc.listen", "tokens.leeway_seconds", "tokens.max_bytes"]);
     expect(error.message).toContain("3 problems");
@@ -271,7 +287,12 @@ describe("parseServiceConfig: defaults", () => {
     });
     expect(config.listen).toEqual({ host: "[::1]", port: 0 });
     expect(config.policy).toEqual({ kind: "files", dataFile: join(dirname(CONFIG_FILE), "authz.yaml"), wasmFile: "/opt/policy.wasm" });
-    expect(config.keys).toMatchObject({ cacheDir: join(dirname(CONFIG_FILE), "cache"), refreshIntervalMs: 120_000, unknownKidCooldownMs: 10_000, fetchTimeoutMs: 2_500 });
+    expect(config.keys).toMatchObject({
+      cacheDir: join(dirname(CONFIG_FILE), "cache"),
+      refreshIntervalMs: 120_000,
+      unknownKidCooldownMs: 10_000,
+      fetchTimeoutMs: 2_500,
+    });
     expect(config.logLevel).toBe("debug");
   });
 });

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { type DenyReason, REASON_CODES } from "../../../src/reasons/index.js";
-import { type Decision, DENY_SHAPES, type ResponseSettings, decisionToResponse } from "../../../src/envoy/decision-to-response.js";
-import { HeaderValueOption_HeaderAppendAction, type HeaderValueOption } from "../../../src/gen/envoy/config/core/v3/base.js";
+import { DENY_SHAPES, type Decision, type ResponseSettings, decisionToResponse } from "../../../src/envoy/decision-to-response.js";
+import { type HeaderValueOption, HeaderValueOption_HeaderAppendAction } from "../../../src/gen/envoy/config/core/v3/base.js";
 import { CheckResponse } from "../../../src/gen/envoy/service/auth/v3/external_auth.js";
+import { type DenyReason, REASON_CODES } from "../../../src/reasons/index.js";
 import type { VerifiedToken } from "../../../src/token/claims.js";
 import { loadDocument } from "./fixtures.js";
 
@@ -91,10 +91,7 @@ describe("decisionToResponse: denied (SEMANTICS §11)", () => {
   });
 
   it("uses the configured realm", () => {
-    const response = decisionToResponse(
-      { id: DECISION_ID, reason: "token_expired", tokenPresented: true },
-      { ...SETTINGS, realm: "osdf-origin" },
-    );
+    const response = decisionToResponse({ id: DECISION_ID, reason: "token_expired", tokenPresented: true }, { ...SETTINGS, realm: "osdf-origin" });
     expect(headerMap(response.deniedResponse!.headers)["www-authenticate"]).toBe('Bearer realm="osdf-origin", error="invalid_token"');
   });
 });
@@ -132,7 +129,10 @@ describe("decisionToResponse: allowed and passthrough (SEMANTICS §11)", () => {
     ["a tab", "a\tb"],
     ["a C1 control", "a\u0085b"],
   ])("a value with %s is not set, and the header is removed instead", (_name, value) => {
-    const response = decisionToResponse({ id: DECISION_ID, reason: "allowed", tokenPresented: true, upstreamHeaders: { "x-scitokens-subject": value }, removeHeaders: [] }, SETTINGS);
+    const response = decisionToResponse(
+      { id: DECISION_ID, reason: "allowed", tokenPresented: true, upstreamHeaders: { "x-scitokens-subject": value }, removeHeaders: [] },
+      SETTINGS,
+    );
     expect(response.okResponse!.headers).toEqual([]);
     expect(response.okResponse!.headersToRemove).toEqual(["x-scitokens-subject"]);
   });
@@ -141,7 +141,14 @@ describe("decisionToResponse: allowed and passthrough (SEMANTICS §11)", () => {
 describe("decisionToResponse: a denial the policy shapes", () => {
   it("takes the policy's status, body and added headers; the challenge follows the final status", () => {
     const response = decisionToResponse(
-      { id: DECISION_ID, reason: "scope_insufficient", tokenPresented: true, status: 404, responseHeaders: { "x-why": "hidden", "x-bad": "a\nb" }, body: "not found\n" },
+      {
+        id: DECISION_ID,
+        reason: "scope_insufficient",
+        tokenPresented: true,
+        status: 404,
+        responseHeaders: { "x-why": "hidden", "x-bad": "a\nb" },
+        body: "not found\n",
+      },
       SETTINGS,
     );
     expect(response.status?.code).toBe(GRPC.PERMISSION_DENIED);
@@ -152,7 +159,10 @@ describe("decisionToResponse: a denial the policy shapes", () => {
   });
 
   it("keeps the reason's challenge when the policy only adds a header", () => {
-    const response = decisionToResponse({ id: DECISION_ID, reason: "scope_insufficient", tokenPresented: true, responseHeaders: { "x-why": "group" } }, SETTINGS);
+    const response = decisionToResponse(
+      { id: DECISION_ID, reason: "scope_insufficient", tokenPresented: true, responseHeaders: { "x-why": "group" } },
+      SETTINGS,
+    );
     expect(response.deniedResponse?.status?.code).toBe(403);
     expect(headerMap(response.deniedResponse!.headers)["www-authenticate"]).toBe('Bearer realm="storage.example.org", error="insufficient_scope"');
     expect(headerMap(response.deniedResponse!.headers)["x-why"]).toBe("group");
@@ -162,7 +172,18 @@ describe("decisionToResponse: a denial the policy shapes", () => {
 describe("decisionToResponse: wire encoding", () => {
   it.each<[string, Decision]>([
     ["denied", { id: DECISION_ID, reason: "scope_insufficient", tokenPresented: true }],
-    ["allowed", { id: DECISION_ID, reason: "allowed", tokenPresented: true, token: verifiedToken({ iss: "https://i.example.org", sub: "alice" }), scope: "read:/", upstreamHeaders: { "x-scitokens-subject": "alice" }, removeHeaders: [] }],
+    [
+      "allowed",
+      {
+        id: DECISION_ID,
+        reason: "allowed",
+        tokenPresented: true,
+        token: verifiedToken({ iss: "https://i.example.org", sub: "alice" }),
+        scope: "read:/",
+        upstreamHeaders: { "x-scitokens-subject": "alice" },
+        removeHeaders: [],
+      },
+    ],
   ])("%s response survives protobuf encoding with its metadata", (_name, decision) => {
     const response = decisionToResponse(decision, SETTINGS);
     const decoded = CheckResponse.decode(CheckResponse.encode(response).finish());

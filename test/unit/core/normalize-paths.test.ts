@@ -1,10 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  type PathResult,
-  normalizeConfiguredPath,
-  normalizeRequestPath,
-  normalizeScopePath,
-} from "../../../src/paths/normalize.js";
+import { type PathResult, normalizeConfiguredPath, normalizeRequestPath, normalizeScopePath } from "../../../src/paths/normalize.js";
 import { loadCases } from "./fixtures.js";
 
 interface PathCase {

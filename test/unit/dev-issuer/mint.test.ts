@@ -1,9 +1,9 @@
 import { compactVerify, createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DEFAULT_LIFETIME_SECONDS, DEFAULT_SUBJECT, mintToken } from "../../../src/dev-issuer/mint.js";
 import type { MintOptions, TokenProfile } from "../../../src/dev-issuer/mint.js";
-import { startDevIssuer } from "../../../src/dev-issuer/server.js";
+import { DEFAULT_LIFETIME_SECONDS, DEFAULT_SUBJECT, mintToken } from "../../../src/dev-issuer/mint.js";
 import type { DevIssuer } from "../../../src/dev-issuer/server.js";
+import { startDevIssuer } from "../../../src/dev-issuer/server.js";
 
 const NOW = new Date("2025-01-02T03:04:05.678Z");
 const NOW_SECONDS = 1735787045;
@@ -150,9 +150,7 @@ describe("mintToken claims", () => {
   });
 
   it("lets extraClaims replace and remove claims", async () => {
-    const token = await mintToken(
-      options({ extraClaims: { ver: "scitoken:3.0", exp: "tomorrow", jti: undefined, "x-site": "LIGO-Hanford" } }),
-    );
+    const token = await mintToken(options({ extraClaims: { ver: "scitoken:3.0", exp: "tomorrow", jti: undefined, "x-site": "LIGO-Hanford" } }));
     // jwtVerify would reject the string exp: check only the signature, then read the claims.
     const { payload } = await compactVerify(token, createRemoteJWKSet(new URL(`${issuer.issuer}/jwks`)));
     const claims = JSON.parse(new TextDecoder().decode(payload)) as Record<string, unknown>;
@@ -170,9 +168,7 @@ describe("mintToken header", () => {
   });
 
   it("applies extraHeader over the defaults, signing a token with crit", async () => {
-    const token = await mintToken(
-      options({ extraHeader: { typ: undefined, jku: "https://evil.example/jwks", crit: ["x-policy"], "x-policy": 1 } }),
-    );
+    const token = await mintToken(options({ extraHeader: { typ: undefined, jku: "https://evil.example/jwks", crit: ["x-policy"], "x-policy": 1 } }));
     expect(decodeProtectedHeader(token)).toEqual({
       alg: "ES256",
       kid: issuer.kid,

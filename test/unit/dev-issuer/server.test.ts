@@ -1,8 +1,8 @@
 import { calculateJwkThumbprint } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { isLoopbackHost } from "../../../src/dev-issuer/loopback.js";
-import { startDevIssuer } from "../../../src/dev-issuer/server.js";
 import type { DevIssuer, DevIssuerOptions } from "../../../src/dev-issuer/server.js";
+import { startDevIssuer } from "../../../src/dev-issuer/server.js";
 
 const started: DevIssuer[] = [];
 

@@ -1,11 +1,11 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mintToken } from "../../../src/dev-issuer/mint.js";
-import { DevIssuerStateError, readDevIssuerState, startDevIssuer } from "../../../src/dev-issuer/server.js";
 import type { DevIssuer } from "../../../src/dev-issuer/server.js";
+import { DevIssuerStateError, readDevIssuerState, startDevIssuer } from "../../../src/dev-issuer/server.js";
 
 let dir: string;
 const started: DevIssuer[] = [];
@@ -93,9 +93,7 @@ describe("readDevIssuerState", () => {
 
     expect(error).toBeInstanceOf(DevIssuerStateError);
     expect(error).toMatchObject({ file });
-    expect((error as Error).message).toBe(
-      `the development issuer is not running: start the service with \`npm start\` (${file}: no such file)`,
-    );
+    expect((error as Error).message).toBe(`the development issuer is not running: start the service with \`npm start\` (${file}: no such file)`);
   });
 
   it("fails after the issuer has closed", async () => {
@@ -105,7 +103,13 @@ describe("readDevIssuerState", () => {
     await expect(readDevIssuerState(file)).rejects.toThrow(/the development issuer is not running/);
   });
 
-  const validJwk = { kty: "EC", crv: "P-256", x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", d: "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI" };
+  const validJwk = {
+    kty: "EC",
+    crv: "P-256",
+    x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+    y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+    d: "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI",
+  };
 
   it.each<{ name: string; content: string; problem: string }>([
     { name: "empty", content: "", problem: "not valid JSON" },
@@ -114,17 +118,27 @@ describe("readDevIssuerState", () => {
     { name: "JSON null", content: "null", problem: "not a JSON object" },
     { name: "without issuer", content: JSON.stringify({ kid: "k", alg: "ES256", private_jwk: validJwk }), problem: '"issuer" is missing' },
     { name: "without kid", content: JSON.stringify({ issuer: "http://127.0.0.1:1", alg: "ES256", private_jwk: validJwk }), problem: '"kid" is missing' },
-    { name: "with an HMAC alg", content: JSON.stringify({ issuer: "http://127.0.0.1:1", kid: "k", alg: "HS256", private_jwk: validJwk }), problem: '"alg" must be ES256 or RS256' },
-    { name: "with a public key only", content: JSON.stringify({ issuer: "http://127.0.0.1:1", kid: "k", alg: "ES256", private_jwk: { ...validJwk, d: undefined } }), problem: '"private_jwk" is not a private JWK' },
-    { name: "with a key for another alg", content: JSON.stringify({ issuer: "http://127.0.0.1:1", kid: "k", alg: "RS256", private_jwk: validJwk }), problem: '"private_jwk" is not a usable RS256 key' },
+    {
+      name: "with an HMAC alg",
+      content: JSON.stringify({ issuer: "http://127.0.0.1:1", kid: "k", alg: "HS256", private_jwk: validJwk }),
+      problem: '"alg" must be ES256 or RS256',
+    },
+    {
+      name: "with a public key only",
+      content: JSON.stringify({ issuer: "http://127.0.0.1:1", kid: "k", alg: "ES256", private_jwk: { ...validJwk, d: undefined } }),
+      problem: '"private_jwk" is not a private JWK',
+    },
+    {
+      name: "with a key for another alg",
+      content: JSON.stringify({ issuer: "http://127.0.0.1:1", kid: "k", alg: "RS256", private_jwk: validJwk }),
+      problem: '"private_jwk" is not a usable RS256 key',
+    },
   ])("rejects a state file $name", async ({ content, problem }) => {
     const file = join(dir, "dev-issuer.json");
     await writeFile(file, content, { mode: 0o600 });
     const error = await readDevIssuerState(file).catch((err: unknown) => err);
 
     expect(error).toBeInstanceOf(DevIssuerStateError);
-    expect((error as Error).message).toBe(
-      `the development issuer is not running: start the service with \`npm start\` (${file}: ${problem})`,
-    );
+    expect((error as Error).message).toBe(`the development issuer is not running: start the service with \`npm start\` (${file}: ${problem})`);
   });
 });

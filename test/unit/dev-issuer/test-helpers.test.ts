@@ -1,9 +1,9 @@
 import { calculateJwkThumbprint, createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { jwksOf, makeKey } from "../../helpers/keys.js";
-import { startOidcServer } from "../../helpers/oidc-server.js";
 import type { OidcServer, OidcServerOptions } from "../../helpers/oidc-server.js";
-import { mint, TEST_AUDIENCE } from "../../helpers/tokens.js";
+import { startOidcServer } from "../../helpers/oidc-server.js";
+import { TEST_AUDIENCE, mint } from "../../helpers/tokens.js";
 
 const started: OidcServer[] = [];
 

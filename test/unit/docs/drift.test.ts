@@ -1,13 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { DEMO } from "../../../src/cli/serve.js";
 import { parseAuthzData } from "../../../src/config/authz-data.js";
-import { DEMO_DATA_FILE, PACKAGE_ROOT, parseServiceConfig } from "../../../src/config/service-config.js";
 import { loadAuthzData } from "../../../src/config/index.js";
+import { DEMO_DATA_FILE, PACKAGE_ROOT, parseServiceConfig } from "../../../src/config/service-config.js";
 import { DENY_SHAPES } from "../../../src/envoy/decision-to-response.js";
 import { REASON_CODES } from "../../../src/reasons/index.js";
-import { DEMO } from "../../../src/cli/serve.js";
 
 // Drift tests: the README documents exactly the reason codes and settings the code has.
 

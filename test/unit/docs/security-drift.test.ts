@@ -20,7 +20,12 @@ function rows(text: string): string[][] {
   return text
     .split("\n")
     .filter((line) => line.startsWith("|") && !/^\|[-| ]+\|$/.test(line))
-    .map((line) => line.slice(1, -1).split("|").map((cell) => cell.trim()))
+    .map((line) =>
+      line
+        .slice(1, -1)
+        .split("|")
+        .map((cell) => cell.trim()),
+    )
     .slice(0);
 }
 

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { parseAuthzData } from "../../../src/config/authz-data.js";
 import { PACKAGE_ROOT } from "../../../src/config/service-config.js";
 import { REASON_CODES } from "../../../src/reasons/index.js";
@@ -33,7 +33,11 @@ function tableRows(text: string): Map<string, string[]> {
   const rows = new Map<string, string[]>();
   for (const line of text.split("\n")) {
     const m = /^\| `([^`|]+)` \|(.*)\|\s*$/.exec(line);
-    if (m) rows.set(m[1]!, m[2]!.split("|").map((cell) => cell.trim()));
+    if (m)
+      rows.set(
+        m[1]!,
+        m[2]!.split("|").map((cell) => cell.trim()),
+      );
   }
   return rows;
 }

@@ -1,7 +1,7 @@
 import { afterEach, expect, vi } from "vitest";
 import { DenyError, type DenyReason } from "../../../src/reasons/index.js";
-import { KeyStore, type IssuerKeySource, type KeyStoreOptions } from "../../../src/token/keys/index.js";
-import { startIssuerServer, type IssuerServer } from "./issuer-server.js";
+import { type IssuerKeySource, KeyStore, type KeyStoreOptions } from "../../../src/token/keys/index.js";
+import { type IssuerServer, startIssuerServer } from "./issuer-server.js";
 
 /**
  * Per-test resources that are always released: servers closed, stores closed, in

@@ -1,6 +1,6 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
+import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair } from "jose";
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
-import { json, jwksOf, makeKey, signToken, type TestKey } from "./issuer-server.js";
 import { expectDeny, frozenClock, useHarness } from "./harness.js";
+import { type TestKey, json, jwksOf, makeKey, signToken } from "./issuer-server.js";
 
 const h = useHarness();
 const ISSUER = "https://issuer.example.org";
@@ -88,11 +88,7 @@ describe("KeyStore unknown kid", () => {
 
   it("shares one in-flight fetch between concurrent refreshes and requests", async () => {
     const { store, fetches } = await storeServing(await makeKey("ES256", "k1"));
-    await Promise.all([
-      store.refresh(ISSUER),
-      store.refresh(ISSUER),
-      store.getKey(ISSUER, { alg: "ES256", kid: "unknown" }).catch(() => undefined),
-    ]);
+    await Promise.all([store.refresh(ISSUER), store.refresh(ISSUER), store.getKey(ISSUER, { alg: "ES256", kid: "unknown" }).catch(() => undefined)]);
     expect(fetches()).toBe(2);
   });
 

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { KEY_STORE_DEFAULTS } from "../../../src/token/keys/index.js";
-import { json, jwksOf, makeKey, serveDiscovery } from "./issuer-server.js";
 import { expectDeny, frozenClock, recordingFetch, useHarness } from "./harness.js";
+import { json, jwksOf, makeKey, serveDiscovery } from "./issuer-server.js";
 
 const h = useHarness();
 const MAX_STALE = KEY_STORE_DEFAULTS.maxStaleMs;

@@ -6,8 +6,8 @@ import { jwtVerify } from "jose";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { KeyStore } from "../../../src/token/keys/index.js";
-import { endless, hang, json, jwksOf, makeKey, serveDiscovery, signToken } from "./issuer-server.js";
 import { expectDeny, fetchedUrls, recordingFetch, useHarness } from "./harness.js";
+import { endless, hang, json, jwksOf, makeKey, serveDiscovery, signToken } from "./issuer-server.js";
 
 const h = useHarness();
 const OIDC = "/.well-known/openid-configuration";
@@ -103,17 +103,9 @@ describe("KeyStore key sources", () => {
 describe("KeyStore URL policy", () => {
   it.each([
     ["a plain-http issuer for discovery", { issuer: "http://example.org" }, /issuer \(for discovery\) http:\/\/example.org must use https/],
-    [
-      "a plain-http jwks_uri",
-      { issuer: "https://ok.example.org", jwksUri: "http://example.org/jwks" },
-      /jwks_uri http:\/\/example.org\/jwks must use https/,
-    ],
+    ["a plain-http jwks_uri", { issuer: "https://ok.example.org", jwksUri: "http://example.org/jwks" }, /jwks_uri http:\/\/example.org\/jwks must use https/],
     ["a non-URL issuer for discovery", { issuer: "my-issuer" }, /not an absolute URL/],
-    [
-      "both jwks_uri and jwks_file",
-      { issuer: "https://ok.example.org", jwksUri: "https://ok.example.org/k", jwksFile: "/k.json" },
-      /not both/,
-    ],
+    ["both jwks_uri and jwks_file", { issuer: "https://ok.example.org", jwksUri: "https://ok.example.org/k", jwksFile: "/k.json" }, /not both/],
   ])("refuses %s at construction, without traffic", (_name, source, message) => {
     const fetch = recordingFetch();
     expect(() => new KeyStore([source], { fetch })).toThrow(message);

@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compactVerify } from "jose";
 import { describe, expect, it } from "vitest";
-import { KEY_STORE_DEFAULTS } from "../../../src/token/keys/index.js";
 import { writeCachedJwks } from "../../../src/token/keys/disk-cache.js";
-import { gated, json, jwksOf, makeKey, signToken } from "./issuer-server.js";
+import { KEY_STORE_DEFAULTS } from "../../../src/token/keys/index.js";
 import { expectDeny, frozenClock, useHarness } from "./harness.js";
+import { gated, json, jwksOf, makeKey, signToken } from "./issuer-server.js";
 
 // Key fetches never hold a request or the start-up hostage (README "Keys"): bounded
 // waits, with the fetch going on behind them, and the same single flight and cooldown.

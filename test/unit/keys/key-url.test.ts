@@ -27,16 +27,8 @@ describe("keyUrlProblem", () => {
 
 describe("discoveryUrls", () => {
   it.each([
-    [
-      "https://op.example.org",
-      "https://op.example.org/.well-known/openid-configuration",
-      "https://op.example.org/.well-known/oauth-authorization-server",
-    ],
-    [
-      "https://op.example.org/",
-      "https://op.example.org/.well-known/openid-configuration",
-      "https://op.example.org/.well-known/oauth-authorization-server",
-    ],
+    ["https://op.example.org", "https://op.example.org/.well-known/openid-configuration", "https://op.example.org/.well-known/oauth-authorization-server"],
+    ["https://op.example.org/", "https://op.example.org/.well-known/openid-configuration", "https://op.example.org/.well-known/oauth-authorization-server"],
     [
       "https://cilogon.org/igwn",
       "https://cilogon.org/igwn/.well-known/openid-configuration",

@@ -7,8 +7,7 @@ import { KEY_STORE_DEFAULTS } from "../../../src/token/keys/index.js";
 // file, milliseconds for the key store, every bad value reported with its key.
 
 const FILE = "/etc/scitokens-authz/config.yaml";
-const parse = (keys?: Record<string, unknown>) =>
-  parseServiceConfig(FILE, { grpc: { listen: "127.0.0.1:9292" }, ...(keys ? { keys } : {}) });
+const parse = (keys?: Record<string, unknown>) => parseServiceConfig(FILE, { grpc: { listen: "127.0.0.1:9292" }, ...(keys ? { keys } : {}) });
 
 function problemsOf(keys: Record<string, unknown>): readonly string[] {
   try {

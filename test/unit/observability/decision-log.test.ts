@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildPolicyInput } from "../../../src/envoy/policy-input.js";
-import { DecisionLog, type DecisionEvent, buildDecisionRecord } from "../../../src/observability/decision-log.js";
+import { type DecisionEvent, DecisionLog, buildDecisionRecord } from "../../../src/observability/decision-log.js";
 import { createLogger } from "../../../src/observability/logger.js";
 
 // The decision log writer: lines appended after the Check, reopened on rotation, and a
@@ -87,8 +87,14 @@ describe("DecisionLog", () => {
     log.reopen();
     log.record(event("c"), "r2");
     await log.close();
-    const rotated = (await readFile(`${file}.1`, "utf8")).trim().split("\n").map((l) => JSON.parse(l).decision_id);
-    const current = (await readFile(file, "utf8")).trim().split("\n").map((l) => JSON.parse(l).decision_id);
+    const rotated = (await readFile(`${file}.1`, "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).decision_id);
+    const current = (await readFile(file, "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).decision_id);
     expect(rotated).toEqual(["a", "b"]);
     expect(current).toEqual(["c"]);
   });
