@@ -22,6 +22,11 @@ export interface BundleDownloaderSeams {
   readonly random?: () => number;
 }
 
+/** The delay before the next download: uniform in [min, max] for `random` in [0, 1). */
+export function pollDelayMs(minMs: number, maxMs: number, random: number): number {
+  return minMs + Math.floor(random * (maxMs - minMs + 1));
+}
+
 /**
  * Keeps a bundle server's bundle, as OPA's bundle plugin does: downloads it with the
  * ETag of the bundle in force (`If-None-Match`, so an unchanged bundle costs a 304),
@@ -94,8 +99,7 @@ export class BundleDownloader {
   }
 
   #delay(): number {
-    const { pollMinMs, pollMaxMs } = this.#source;
-    return pollMinMs + Math.floor((this.#seams.random ?? Math.random)() * (pollMaxMs - pollMinMs));
+    return pollDelayMs(this.#source.pollMinMs, this.#source.pollMaxMs, (this.#seams.random ?? Math.random)());
   }
 
   #schedule(activate: ActivateBundle, delayMs: number): void {
