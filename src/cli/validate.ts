@@ -67,6 +67,8 @@ interface ConfigPaths {
   readonly source: PolicySource | null;
   readonly cacheDir: string | null;
   readonly maxResponseBytes: number;
+  /** `log.decisions.file`; null when there is no decision log (or the config is not valid). */
+  readonly decisionLogFile: string | null;
 }
 
 /**
@@ -215,6 +217,14 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
     const problem = await cacheDirProblem(paths.cacheDir);
     if (problem !== null) problems.push({ file: configName, problem: `keys.cache_dir: ${problem}` });
   }
+  if (source?.kind === "bundle-url" && source.persistDir !== null) {
+    const problem = await cacheDirProblem(source.persistDir);
+    if (problem !== null) problems.push({ file: configName, problem: `policy.bundle.persist_dir: ${problem}` });
+  }
+  if (paths.decisionLogFile !== null) {
+    const problem = await decisionLogProblem(paths.decisionLogFile);
+    if (problem !== null) problems.push({ file: configName, problem: `log.decisions.file: ${problem}` });
+  }
 
   return { ok: problems.length === 0 && notChecked.length === 0, problems, checked, notChecked };
 }
@@ -225,7 +235,12 @@ function embeddedConfig(): ServiceConfig {
 }
 
 function pathsOf(config: ServiceConfig): ConfigPaths {
-  return { source: config.policy, cacheDir: config.keys.cacheDir, maxResponseBytes: config.keys.maxResponseBytes };
+  return {
+    source: config.policy,
+    cacheDir: config.keys.cacheDir,
+    maxResponseBytes: config.keys.maxResponseBytes,
+    decisionLogFile: config.decisionLogFile ?? null,
+  };
 }
 
 /**
@@ -256,6 +271,7 @@ async function lenientPaths(file: string): Promise<ConfigPaths | null> {
   return {
     source: dataFile !== null && wasmFile !== null ? { kind: "files", dataFile, wasmFile } : null,
     cacheDir: path(keys, "cache_dir", null),
+    decisionLogFile: null,
     maxResponseBytes: Number.isInteger(maxBytes) && (maxBytes as number) > 0 ? (maxBytes as number) : KEY_STORE_DEFAULTS.maxResponseBytes,
   };
 }
@@ -374,6 +390,32 @@ async function cacheDirProblem(dir: string): Promise<string | null> {
         : `expected a folder the service can create, found ${probe} is not writable (${code})`;
     }
   }
+}
+
+/**
+ * The decision log is appended to, never created with its folder: the folder must exist
+ * and be writable, and the file, when it exists, must be a writable regular file. (The
+ * service would drop every record otherwise, saying so once a minute.)
+ */
+async function decisionLogProblem(file: string): Promise<string | null> {
+  const folder = dirname(file);
+  try {
+    if (!(await stat(folder)).isDirectory()) return `expected a file in an existing folder, found ${folder} is not a folder`;
+    await access(folder, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? messageOf(error);
+    return code === "ENOENT"
+      ? `expected a file in an existing folder, found no folder ${folder} (the service does not create it)`
+      : `expected a file in a folder the service can write, found ${folder} is not writable (${code})`;
+  }
+  try {
+    if (!(await stat(file)).isFile()) return `expected a regular file, found ${file} is not one`;
+    await access(file, constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? messageOf(error);
+    if (code !== "ENOENT") return `expected a file the service can append to, found ${file} is not writable (${code})`;
+  }
+  return null;
 }
 
 /**

@@ -278,6 +278,35 @@ describe("scitokens-authz validate: problems", () => {
     expect(result.stdout).toMatch(/1 problem in 1 file: not valid/);
   });
 
+  it.each([
+    [
+      "a folder that does not exist",
+      "missing/decisions.jsonl",
+      {},
+      /log\.decisions\.file: expected a file in an existing folder, found no folder .*missing \(the service does not create it\)/,
+    ],
+    ["a folder, not a file", ".", {}, /log\.decisions\.file: expected a regular file, found .*case-\d+ is not one/],
+  ])("refuses a decision log in %s", async (_name, file, extra, expected) => {
+    const { config } = await fixture({
+      "service.yaml": service({ log: { decisions: { file } } }),
+      "data.yaml": data([{ issuer: "https://a.example", base_path: "/a" }]),
+      ...extra,
+    });
+    const result = await validate("--config", config);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toMatch(expected);
+    expect(result.stdout).toMatch(/1 problem in 1 file: not valid/);
+  });
+
+  it("accepts a decision log in an existing folder", async () => {
+    const { config } = await fixture({
+      "service.yaml": service({ log: { decisions: { file: "decisions.jsonl" } } }),
+      "data.yaml": data([{ issuer: "https://a.example", base_path: "/a" }]),
+    });
+    const result = await validate("--config", config);
+    expect(result.code).toBe(0);
+  });
+
   it("checks the data's jwks_file even when another key of the data is not valid", async () => {
     const { config } = await fixture({
       "service.yaml": service(),
