@@ -12,7 +12,7 @@ export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..
 export const DEMO_DATA_FILE = resolve(PACKAGE_ROOT, "policies", "demo.yaml");
 export const BUILT_POLICY_FILE = resolve(PACKAGE_ROOT, "build", "policy.wasm");
 
-const listen = z.string().transform((value, ctx) => {
+const listen = z.string({ error: 'expected "host:port" (port 0-65535; IPv6 as "[::1]:9292")' }).transform((value, ctx) => {
   const parsed = parseListen(value);
   if (!parsed) {
     ctx.addIssue({ code: "custom", message: `expected "host:port" (port 0-65535; IPv6 as "[::1]:9292"), got ${JSON.stringify(value)}` });

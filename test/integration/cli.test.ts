@@ -71,7 +71,7 @@ describe("scitokens-authz serve --config", () => {
     {
       name: "a misspelt key",
       data: { audiences: [], issuer: [] },
-      expected: [/issuers: /, /Unrecognized key.*"issuer"/],
+      expected: [/issuers: required: /, /issuer: unknown key; did you mean "issuers"\?/],
     },
     {
       name: "an HMAC algorithm",
