@@ -40,9 +40,11 @@ Usage:
       is fetched: the signature is verified only with keys on disk (a jwks_file, or the
       keys.cache_dir cache), else it is reported NOT verified and the decision assumes it
       is valid. The token is never printed. Exit 0 allowed, 1 denied, 2 bad input or config.
-  scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE] [--json]
+  scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE]
+                              [--policy-dir DIR] [--json]
       Re-evaluates a decision log or decision table under two policies (git revisions or
-      folders) and prints the decisions that change; offline. Exit 0 none, 1 some, 2 bad input.
+      folders; the policy folder is --policy-dir, default policies/, of each) and prints
+      the decisions that change; offline. Exit 0 none, 1 some, 2 bad input.
   scitokens-authz policy test [DIR] [--data FILE] [--tables GLOB|FILE]... [--json]
       Runs decision tables (default DIR/*.tests.yaml) against the policy in DIR (default
       policies/) with its data (--data, else DIR/data.yaml, else DIR/demo.yaml); offline.

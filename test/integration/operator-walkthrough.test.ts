@@ -290,17 +290,16 @@ describe("changing the policy, step by step (README)", () => {
     const tested = await cli(repo, "policy", "test", "site/");
     expect(tested).toEqual({ code: 0, stdout: "7 passed, 0 failed\n", stderr: "" });
 
-    // A revision as --base reads policies/ of that revision; for site/, the operator extracts HEAD's site/ and names the folder.
-    const base = join(work, "base");
-    await mkdir(base);
-    execFileSync("sh", ["-c", 'git archive HEAD site | tar -x -C "$0"', base], { cwd: repo });
+    // Against the last commit: HEAD's site/ and the working tree's.
     const diff = await cli(
       repo,
       "policy",
       "diff",
       "--base",
-      join(base, "site"),
+      "HEAD",
       "--head",
+      ".",
+      "--policy-dir",
       "site",
       "--requests",
       "site/site.tests.yaml",
@@ -311,7 +310,7 @@ describe("changing the policy, step by step (README)", () => {
     expect(diff.code).toBe(1);
     expect(diff.stdout).toBe(
       [
-        `policy diff: base ${join(base, "site")} → head site`,
+        `policy diff: base HEAD (${git(repo, "rev-parse", "HEAD").slice(0, 12)}) → head .`,
         "  7 requests re-evaluated; 5 decisions change",
         "",
         "deny audience_mismatch (401) → allow allowed: 1",
