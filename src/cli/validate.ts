@@ -328,7 +328,6 @@ function keyStoreProblems(data: AuthzData): ValidationProblem[] {
   }
 }
 
-
 /**
  * Why the key store could not use `dir` for its disk cache, or null. A missing folder
  * is fine when the service can create it (it does, mode 0700). Nothing is created here.
