@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { status as Status } from "@grpc/grpc-js";
 import { ConfigError } from "../config/config-error.js";
+import { configFileFrom } from "../config/environment.js";
 import { PACKAGE_ROOT } from "../config/service-config.js";
 import type { CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { buildCheckRequest, describeResponse, sendCheck } from "./check.js";
@@ -80,12 +81,12 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "serve": {
       const { values } = parseArgs({ args: rest, options: { config: { type: "string" }, listen: { type: "string" } }, strict: true });
-      await serve({ config: values.config, listen: values.listen });
+      await serve({ config: configFileFrom(values.config), listen: values.listen });
       return 0;
     }
     case "validate": {
       const { values } = parseArgs({ args: rest, options: { config: { type: "string" }, json: { type: "boolean", default: false } }, strict: true });
-      const report = await validateConfig(values.config);
+      const report = await validateConfig(configFileFrom(values.config));
       process.stdout.write(values.json ? formatValidationJson(report) : formatValidationText(report));
       return report.ok ? VALIDATE_EXIT.valid : VALIDATE_EXIT.invalid;
     }
@@ -224,7 +225,7 @@ async function runExplain(args: string[]): Promise<number> {
     }
     const token = await findToken({ token: values.token, tokenFile: values["token-file"], none: values["no-token"] });
     const explanation = await explain({
-      configFile: values.config,
+      configFile: configFileFrom(values.config),
       token,
       request: {
         method: values.method,

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { BUNDLE_SIGNING_ALGORITHMS, type BundleSigningConfig } from "../bundle/signatures.js";
 import { KEY_STORE_DEFAULTS } from "../token/keys/key-store.js";
 import { isFetchableUrl } from "./authz-data.js";
+import { type Environment, applyEnvironment } from "./environment.js";
 import { ConfigError } from "./config-error.js";
 import { readYamlFile, validate } from "./read-yaml.js";
 
@@ -295,7 +296,24 @@ function policyCrossChecks(raw: Record<string, unknown>): Array<{ path: Property
   return out;
 }
 
-export async function loadServiceConfig(file: string): Promise<ServiceConfig> {
+/**
+ * Reads and validates a service configuration file, with the environment's overrides
+ * (`ENVIRONMENT_OVERRIDES`) applied; a problem with an overridden key names its variable.
+ */
+export async function loadServiceConfig(file: string, env: Environment = process.env): Promise<ServiceConfig> {
   const absolute = resolve(file);
-  return parseServiceConfig(absolute, await readYamlFile(absolute));
+  const { raw, problems, applied } = applyEnvironment(await readYamlFile(absolute), env);
+  if (problems.length > 0) throw new ConfigError(absolute, problems);
+  try {
+    return parseServiceConfig(absolute, raw);
+  } catch (error) {
+    if (!(error instanceof ConfigError) || applied.size === 0) throw error;
+    throw new ConfigError(
+      error.file,
+      error.problems.map((problem) => {
+        const variable = [...applied].find(([key]) => problem.startsWith(`${key}: `))?.[1];
+        return variable !== undefined ? `${problem} (from ${variable})` : problem;
+      }),
+    );
+  }
 }
