@@ -4,8 +4,8 @@ import { z } from "zod";
 import { BUNDLE_SIGNING_ALGORITHMS, type BundleSigningConfig } from "../bundle/signatures.js";
 import { KEY_STORE_DEFAULTS } from "../token/keys/key-store.js";
 import { isFetchableUrl } from "./authz-data.js";
-import { type Environment, applyEnvironment } from "./environment.js";
 import { ConfigError } from "./config-error.js";
+import { type Environment, applyEnvironment } from "./environment.js";
 import { readYamlFile, validate } from "./read-yaml.js";
 
 /** The repository root (dist/config/ or src/config/ are two levels below it). */
