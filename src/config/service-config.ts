@@ -82,7 +82,7 @@ const bundleSchema = z.strictObject(
   },
 );
 
-const schema = z.strictObject({
+export const serviceConfigSchema = z.strictObject({
   grpc: z.strictObject({
     listen,
     max_request_bytes: positiveInt("the largest CheckRequest in bytes").default(DEFAULT_MAX_REQUEST_BYTES),
@@ -201,7 +201,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(file, ["(top level): expected a mapping with at least grpc.listen"]);
   }
-  const c = validate(file, schema, raw, policyCrossChecks(raw as Record<string, unknown>));
+  const c = validate(file, serviceConfigSchema, raw, policyCrossChecks(raw as Record<string, unknown>));
   const base = dirname(file);
   return Object.freeze({
     file,
@@ -225,7 +225,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
   });
 }
 
-type PolicySection = z.output<typeof schema>["policy"];
+type PolicySection = z.output<typeof serviceConfigSchema>["policy"];
 
 function policySource(policy: PolicySection, base: string): PolicySource {
   const bundle = policy.bundle;
