@@ -1,5 +1,5 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -175,11 +175,12 @@ describe("readTlsFiles: refused files", () => {
     expect(problems.map((p) => p.slice(0, p.indexOf(":")))).toEqual(["grpc.tls.cert_file", "grpc.tls.key_file", "grpc.tls.client_ca_file"]);
   });
 
-  it.skipIf(process.getuid?.() === 0)("says a file cannot be read for lack of permission", async () => {
+  it("says what is found where a key file should be (a folder)", async () => {
     const s = await settings();
-    await chmod(s.keyFile, 0);
-    expect(await problemsOf(s)).toEqual([
-      expect.stringMatching(/^grpc\.tls\.key_file: expected the server's private key \(PEM\), cannot read .* \(permission denied\)$/),
+    const folder = join(dir, `not-a-key-${Date.now()}`);
+    await mkdir(folder);
+    expect(await problemsOf({ ...s, keyFile: folder })).toEqual([
+      expect.stringMatching(/^grpc\.tls\.key_file: expected the server's private key \(PEM\), found a folder at .*not-a-key-\d+$/),
     ]);
   });
 
