@@ -90,6 +90,11 @@ const BROKEN: BrokenCopy[] = [
     problems: [`${HCM_AT}.route_config.virtual_hosts[0].domains: expected a list of strings, found "storage.example.org"`],
   },
   {
+    name: "a wrong type (one cluster for a list)",
+    edit: (doc) => doc.setIn(["static_resources", "clusters"], doc.getIn(["static_resources", "clusters", 1])),
+    problems: ["static_resources.clusters: expected a list of envoy.config.cluster.v3.Cluster mappings, found a mapping"],
+  },
+  {
     name: "a v2 type URL",
     edit: (doc) => doc.setIn([...EXT_AUTHZ, "@type"], "type.googleapis.com/envoy.config.filter.http.ext_authz.v2.ExtAuthz"),
     problems: [

@@ -174,10 +174,22 @@ func explain(root protoreflect.MessageDescriptor, tree any, at path, msg string)
 	}
 	if m != nil {
 		if _, fd := resolve(root, tree, at); fd != nil {
-			return problem{at: at, msg: fmt.Sprintf("expected %s, found %s", expectation(fd, at), m[1])}
+			return problem{at: at, msg: fmt.Sprintf("expected %s, found %s", expectation(fd, at), foundToken(m[1]))}
 		}
 	}
 	return problem{at: at, msg: msg}
+}
+
+// foundToken names the JSON token protojson stopped at: the first of a mapping or a list is
+// a brace or a bracket, which the YAML does not show.
+func foundToken(token string) string {
+	switch token {
+	case "{":
+		return "a mapping"
+	case "[":
+		return "a list"
+	}
+	return token
 }
 
 func unknownType(typeURL string) string {

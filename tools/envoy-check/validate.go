@@ -116,6 +116,9 @@ func violations(err error, md protoreflect.MessageDescriptor, at path) []problem
 		return violations(v.Cause(), child, fieldAt)
 	}
 	msg := v.Reason()
+	if v.Reason() == embeddedFailed && v.Cause() != nil {
+		msg += ": " + v.Cause().Error()
+	}
 	if oneof != nil && msg == "value is required" {
 		msg = "one of " + oneofFields(oneof) + " is required"
 	}
