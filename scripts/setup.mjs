@@ -173,7 +173,7 @@ function buildEnvoyCheck() {
     say("not building envoy-check (npm test's Envoy gate): it needs Go >= 1.26 on PATH");
     return;
   }
-  say("building envoy-check with Go (once; takes a few minutes)");
+  say("building envoy-check with Go (the first build takes a few minutes)");
   mkdirSync(toolsBin, { recursive: true });
   const env = { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-mod=readonly -buildvcs=false", GOTOOLCHAIN: "local" };
   run(go, ["build", "-trimpath", "-o", target, "."], { cwd: dir, env });

@@ -13,7 +13,13 @@ type problem struct {
 	msg string
 }
 
-func (p problem) String() string { return p.at.String() + ": " + p.msg }
+// String is `path: message`, or the message alone when it is about the whole file.
+func (p problem) String() string {
+	if len(p.at) == 0 {
+		return p.msg
+	}
+	return p.at.String() + ": " + p.msg
+}
 
 // checkFile reads, parses, validates and cross-checks one bootstrap file.
 func checkFile(file string) []problem {
@@ -44,11 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, file := range args {
 		problems := checkFile(file)
 		for _, p := range problems {
-			if len(p.at) == 0 && p.msg != "" {
-				fmt.Fprintf(stdout, "%s: %s\n", file, p.msg)
-			} else {
-				fmt.Fprintf(stdout, "%s: %s\n", file, p)
-			}
+			fmt.Fprintf(stdout, "%s: %s\n", file, p)
 		}
 		total += len(problems)
 		if len(problems) > 0 {
@@ -56,18 +58,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if total > 0 {
-		fmt.Fprintf(stdout, "envoy-check: %d %s in %d of %d %s\n", total, plural2(total, "problem"), failed, len(args), plural2(len(args), "file"))
+		fmt.Fprintf(stdout, "envoy-check: %s in %d of %s\n", counted(total, "problem"), failed, counted(len(args), "file"))
 		return 1
 	}
-	fmt.Fprintf(stdout, "envoy-check: %d %s valid against Envoy's v3 API (%s)\n", len(args), plural2(len(args), "file"), apiVersion())
+	fmt.Fprintf(stdout, "envoy-check: %s valid against Envoy's v3 API (%s)\n", counted(len(args), "file"), apiVersion())
 	return 0
 }
 
-func plural2(n int, word string) string {
+// counted is "1 file", "2 files".
+func counted(n int, word string) string {
 	if n == 1 {
-		return word
+		return fmt.Sprintf("1 %s", word)
 	}
-	return word + "s"
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // apiVersion names the go-control-plane/envoy module the checker was built with.

@@ -46,8 +46,5 @@ func (p path) String() string {
 			b.WriteString("[" + s.key + "]")
 		}
 	}
-	if b.Len() == 0 {
-		return "(top level)"
-	}
 	return b.String()
 }
