@@ -1,7 +1,16 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { IMPORT_SOURCES, ImportInputError, type ImportSource, countOutcomes, formatReportLine, importConfig, inLineOrder } from "../migration/index.js";
+import {
+  IMPORT_SOURCES,
+  ImportInputError,
+  type ImportResult,
+  type ImportSource,
+  countOutcomes,
+  formatReportLine,
+  importConfig,
+  inLineOrder,
+} from "../migration/index.js";
 
 export const IMPORT_USAGE = "usage: scitokens-authz import nginx-scitokens|xrootd FILE [--output FILE]";
 
@@ -11,6 +20,13 @@ export const IMPORT_EXIT = { imported: 0, badInput: 2 } as const;
 class ImportUsageError extends Error {}
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** The report's last line: where the data went, and how many settings had each outcome. */
+export function summaryLine(source: ImportSource, output: string | undefined, result: ImportResult): string {
+  const counts = countOutcomes(result.report);
+  const where = output !== undefined ? `wrote ${output}` : "wrote the authorization data to stdout";
+  return `scitokens-authz import ${source}: ${where}: ${plural(result.issuers, "issuer")}; ${counts.became} became authorization data, ${counts["no equivalent"]} without equivalent, ${counts["not imported"]} not imported, ${plural(counts.note, "note")}`;
+}
 
 /**
  * `scitokens-authz import nginx-scitokens|xrootd FILE [--output FILE]`: the authorization
@@ -49,7 +65,7 @@ export async function importCommand(args: readonly string[], out: NodeJS.Writabl
       err.write(`${prefix}: ${file}: ${code === "ENOENT" ? "the file does not exist" : `cannot be read (${code ?? String(error)})`}\n`);
       return IMPORT_EXIT.badInput;
     }
-    let result: ReturnType<typeof importConfig>;
+    let result: ImportResult;
     try {
       result = importConfig(source as ImportSource, bytes, file);
     } catch (error) {
@@ -67,11 +83,7 @@ export async function importCommand(args: readonly string[], out: NodeJS.Writabl
         return IMPORT_EXIT.badInput;
       }
     } else out.write(result.yaml);
-    const counts = countOutcomes(result.report);
-    const where = values.output !== undefined ? `wrote ${values.output}` : "wrote the authorization data to stdout";
-    err.write(
-      `${prefix}: ${where}: ${plural(result.issuers, "issuer")}; ${counts.became} became authorization data, ${counts["no equivalent"]} without equivalent, ${counts["not imported"]} not imported, ${plural(counts.note, "note")}\n`,
-    );
+    err.write(`${summaryLine(source as ImportSource, values.output, result)}\n`);
     return IMPORT_EXIT.imported;
   } catch (error) {
     const usage = error instanceof ImportUsageError || String((error as { code?: unknown }).code ?? "").startsWith("ERR_PARSE_ARGS");
