@@ -3,6 +3,7 @@ import {
   IDENTITY_HEADERS,
   ImportInputError,
   type ImportedIssuer,
+  type MergedSection,
   Report,
   type Sourced,
   flowList,
@@ -39,8 +40,21 @@ export function convertNginxScitokens(doc: IniDocument, file: string): Conversio
   let audiences: Sourced<readonly string[]> | null = null;
   const candidates = new Map<string, { where: string; line: number; issuerLine: number; baseLine: number; issuer: string; paths: string[] }>();
 
-  for (const section of sections) {
-    const where = `[${section.name}]`;
+  // ConfigParser gives the settings of [DEFAULT] to every section that does not set them.
+  const defaults = sections.find((section) => section.name === "DEFAULT");
+  if (defaults !== undefined) {
+    report.add(
+      defaults.line,
+      "[DEFAULT]",
+      "note",
+      "note: ConfigParser gives its settings to every section that lacks them; each is reported where it applies, with its own line",
+    );
+  }
+  for (const own of sections) {
+    if (own === defaults) continue;
+    const where = `[${own.name}]`;
+    const known = own.name === "Global" || own.name.toLowerCase().startsWith("issuer ");
+    const section = defaults !== undefined && known ? withDefaults(own, defaults) : own;
     if (section.name === "Global") {
       audiences = globalAudiences(section.settings, file, report);
       for (const setting of section.all) {
@@ -51,12 +65,7 @@ export function convertNginxScitokens(doc: IniDocument, file: string): Conversio
     }
     if (!section.name.toLowerCase().startsWith("issuer ")) {
       const keys = section.all.length > 0 ? ` (its keys: ${[...new Set(section.all.map((s) => s.name))].join(", ")})` : "";
-      const hint =
-        section.name.toLowerCase() === "global"
-          ? "; nginx-scitokens reads the audience only from [Global], spelled with that case"
-          : section.name === "DEFAULT"
-            ? "; ConfigParser's [DEFAULT] values apply to every section: copy them into [Global] and the [Issuer NAME] sections"
-            : "";
+      const hint = section.name.toLowerCase() === "global" ? "; nginx-scitokens reads the audience only from [Global], spelled with that case" : "";
       report.add(section.line, where, "not imported", `unknown section, not imported${keys}: nginx-scitokens reads [Global] and [Issuer NAME] sections${hint}`);
       continue;
     }
@@ -166,6 +175,17 @@ export function convertNginxScitokens(doc: IniDocument, file: string): Conversio
       onInvalid: { value: "deny", from: "not a setting: nginx-scitokens answers 401 to a token it cannot verify" },
     },
     report: report.lines,
+  };
+}
+
+/** A section with the [DEFAULT] settings it does not set itself (first, as ConfigParser lists them). */
+function withDefaults(section: MergedSection, defaults: MergedSection): MergedSection {
+  const inherited = [...defaults.settings.values()].filter((setting) => !section.settings.has(setting.key));
+  return {
+    name: section.name,
+    line: section.line,
+    settings: new Map([...inherited.map((setting) => [setting.key, setting] as const), ...section.settings]),
+    all: [...inherited, ...section.all],
   };
 }
 

@@ -52,6 +52,13 @@ function continued(setting: IniSetting): string {
   return ` (continued on line ${setting.parts[setting.parts.length - 1]!.line}: XRootD's reader keeps only the last line)`;
 }
 
+/** `onmissing` as set, and where. */
+interface Onmissing {
+  readonly value: string;
+  readonly line: number;
+  readonly where: string;
+}
+
 interface Candidate {
   readonly section: MergedSection;
   readonly where: string;
@@ -77,7 +84,7 @@ export function convertXrootd(doc: IniDocument, file: string): Conversion {
   }
   const sections = mergeSections(doc.sections, (name) => name.toLowerCase(), report, SOURCE);
   const audiences: Array<{ value: string[]; from: string }> = [];
-  let onmissing: { value: string; line: number } | null = null;
+  let onmissing: Onmissing | null = null;
   const candidates: Candidate[] = [];
 
   // XRootD visits the sections in the order of their names (a std::set).
@@ -100,15 +107,16 @@ export function convertXrootd(doc: IniDocument, file: string): Conversion {
     }
   }
 
-  const issuers = importIssuers(candidates, file, report);
+  const kept = keptCandidates(candidates, report);
+  const issuers = importIssuers(kept, file, report);
   if (issuers.length === 0) {
     throw new ImportInputError(
       [{ line: null, message: "no issuer to import: authorization data needs at least one [Issuer NAME] section with issuer and base_path" }],
       report.lines,
     );
   }
-  const usernameClaim = importUsernameClaim(candidates, issuers, file, report);
-  const defaultStrategy = candidates.filter((c) => c.defaultStrategy).map((c) => c.where);
+  const usernameClaim = importUsernameClaim(kept, file, report);
+  const defaultStrategy = kept.filter((c) => c.defaultStrategy).map((c) => c.where);
   if (defaultStrategy.length > 0) {
     report.add(
       null,
@@ -153,13 +161,8 @@ export function convertXrootd(doc: IniDocument, file: string): Conversion {
   };
 }
 
-function readGlobal(
-  section: MergedSection,
-  file: string,
-  report: Report,
-  audiences: Array<{ value: string[]; from: string }>,
-): { value: string; line: number } | null {
-  let onmissing: { value: string; line: number } | null = null;
+function readGlobal(section: MergedSection, file: string, report: Report, audiences: Array<{ value: string[]; from: string }>): Onmissing | null {
+  let onmissing: Onmissing | null = null;
   const where = `[${section.name}]`;
   for (const setting of section.all) {
     if (section.settings.get(setting.key) !== setting) continue;
@@ -190,7 +193,7 @@ function readGlobal(
             { line: setting.line, message: `onmissing: expected passthrough, allow or deny, found ${JSON.stringify(value)} (XRootD refuses this file too)` },
           ]);
         }
-        onmissing = { value, line: setting.line };
+        onmissing = { value, line: setting.line, where: at };
         break;
       default: {
         const hint = (XROOTD_ISSUER_KEYS as readonly string[]).includes(setting.key)
@@ -371,8 +374,8 @@ function readIssuer(section: MergedSection, report: Report): Candidate | null {
   };
 }
 
-/** One entry per issuer; for a repeated issuer XRootD keeps the section whose name sorts first. */
-function importIssuers(candidates: readonly Candidate[], file: string, report: Report): ImportedIssuer[] {
+/** One section per issuer, in file order: for a repeated issuer XRootD keeps the section whose name sorts first. */
+function keptCandidates(candidates: readonly Candidate[], report: Report): Candidate[] {
   const kept = new Map<string, Candidate>();
   for (const candidate of candidates) {
     const first = kept.get(candidate.issuer);
@@ -386,9 +389,13 @@ function importIssuers(candidates: readonly Candidate[], file: string, report: R
       );
     }
   }
+  return [...kept.values()].sort((a, b) => a.section.line - b.section.line);
+}
+
+/** The issuers' entries, each reported. */
+function importIssuers(kept: readonly Candidate[], file: string, report: Report): ImportedIssuer[] {
   const issuers: ImportedIssuer[] = [];
-  const inFileOrder = [...kept.values()].sort((a, b) => a.section.line - b.section.line);
-  for (const c of inFileOrder) {
+  for (const c of kept) {
     const index = issuers.length;
     report.add(c.section.line, c.where, "became", `became issuers[${index}] (the section name is kept as a comment)`);
     const issuerSetting = c.section.settings.get("issuer")!;
@@ -424,9 +431,8 @@ function importIssuers(candidates: readonly Candidate[], file: string, report: R
  * `username_claim` is per issuer in XRootD and one setting here (top level or per
  * route): imported when every imported issuer that sets it agrees.
  */
-function importUsernameClaim(candidates: readonly Candidate[], issuers: readonly ImportedIssuer[], file: string, report: Report): Sourced<string> | null {
-  const imported = new Set(issuers.map((i) => i.issuer.value));
-  const setting = candidates.filter((c) => c.usernameClaim !== null);
+function importUsernameClaim(kept: readonly Candidate[], file: string, report: Report): Sourced<string> | null {
+  const setting = kept.filter((c) => c.usernameClaim !== null);
   if (setting.length === 0) return null;
   const values = [...new Set(setting.map((c) => c.usernameClaim!.value))];
   const valid = /^[^\s]+$/.test(values[0]!);
@@ -440,8 +446,8 @@ function importUsernameClaim(candidates: readonly Candidate[], issuers: readonly
     }
     return null;
   }
-  const first = setting.find((c) => imported.has(c.issuer)) ?? setting[0]!;
-  const others = candidates.filter((c) => c.usernameClaim === null && imported.has(c.issuer)).map((c) => c.where);
+  const first = setting[0]!;
+  const others = kept.filter((c) => c.usernameClaim === null).map((c) => c.where);
   const alsoOthers = others.length > 0 ? `; it applies here to every issuer, also ${others.join(", ")}, which XRootD mapped from sub` : "";
   for (const c of setting) {
     report.add(
@@ -455,7 +461,7 @@ function importUsernameClaim(candidates: readonly Candidate[], issuers: readonly
 }
 
 /** `onmissing` (default passthrough) as on_missing and on_invalid. */
-function onMissingBehaviour(onmissing: { value: string; line: number } | null, file: string, report: Report): Sourced<"deny" | "passthrough"> {
+function onMissingBehaviour(onmissing: Onmissing | null, file: string, report: Report): Sourced<"deny" | "passthrough"> {
   if (onmissing === null) {
     report.add(
       null,
@@ -465,7 +471,7 @@ function onMissingBehaviour(onmissing: { value: string; line: number } | null, f
     );
     return { value: "deny", from: `${file} sets no [Global] onmissing; XRootD's default passthrough denies when no plugin follows` };
   }
-  const where = "[Global] onmissing";
+  const { where } = onmissing;
   const from = origin(file, onmissing.line, `${where} = ${onmissing.value}`);
   if (onmissing.value === "deny") {
     report.add(onmissing.line, where, "became", "became on_missing: deny and on_invalid: deny");

@@ -54,6 +54,8 @@ beforeAll(async () => {
     xrootdSite: ["xrootd", "xrootd/site.cfg"],
     xrootdUnknown: ["xrootd", "xrootd/unknown-key.cfg"],
     xrootdRepeated: ["xrootd", "xrootd/repeated.cfg"],
+    xrootdSkipped: ["xrootd", "xrootd/skipped.cfg"],
+    nginxDefaults: ["nginx-scitokens", "nginx-scitokens/defaults.cfg"],
   };
   const done = await Promise.all(Object.entries(cases).map(async ([name, args]) => [name, await cli(...args)] as const));
   runs = Object.fromEntries(done);
@@ -229,6 +231,34 @@ describe("audience lists, restricted paths, onmissing and the authorization stra
     const line = lines(runs["xrootdSite"]!.stderr).find((l) => l.startsWith("xrootd/site.cfg:4: [Global] onmissing: "));
     expect(line).toMatch(
       /became on_missing: passthrough and on_invalid: passthrough: .*the upstream must authorize them.*A valid token whose scopes do not grant the request is 403 here/,
+    );
+  });
+});
+
+describe("read as the source reads it", () => {
+  it("XRootD keeps only the last line of a continued value; an issuer it cannot use here, or without its restriction, is left out", () => {
+    const run = runs["xrootdSkipped"]!;
+    expect(run.code).toBe(0);
+    expect([...asData(run.stdout).issuers.values()].map((i) => [i.issuer, i.basePaths])).toEqual([["https://kept.example.org", ["/data2"]]]);
+    const report = lines(run.stderr);
+    expect(report).toContain(
+      "xrootd/skipped.cfg:6: [Issuer kept] base_path: became issuers[0].base_path: /data2 (continued on line 7: XRootD's reader keeps only the last line)",
+    );
+    expect(report).toContain(
+      'xrootd/skipped.cfg:10: [Issuer plain-http]: not imported: issuer "http://insecure.example.org": keys are found here by OIDC discovery over HTTPS only (http:// only on loopback); to use it, add it by hand with a jwks_file',
+    );
+    expect(report).toContain(
+      "xrootd/skipped.cfg:16: [Issuer unusable-restriction]: not imported: no restricted_path entry is a path here, and without one the issuer would get more than XRootD gave it",
+    );
+  });
+
+  it("ConfigParser's [DEFAULT] settings apply to the sections that lack them (nginx-scitokens)", () => {
+    const run = runs["nginxDefaults"]!;
+    expect(run.code).toBe(0);
+    expect([...asData(run.stdout).issuers.values()].map((i) => [i.issuer, i.basePaths])).toEqual([["https://demo.scitokens.org", ["/shared"]]]);
+    expect(run.stdout).toContain("    base_path: /shared # defaults.cfg:2 base_path\n");
+    expect(lines(run.stderr)).toContain(
+      "nginx-scitokens/defaults.cfg:2: [Issuer OSG-Demo] base_path: became issuers[0].base_path: /shared (scope paths stay relative to it, as in nginx-scitokens)",
     );
   });
 });
