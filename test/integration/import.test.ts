@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -362,8 +362,11 @@ describe("--output", () => {
   });
 
   it("refuses to overwrite the file being converted", async () => {
-    const run = await cli("xrootd", "xrootd/scitokens.cfg", "--output", "./xrootd/scitokens.cfg");
+    const source = join(scratch, "scitokens.cfg");
+    await copyFile(join(FIXTURES, "xrootd", "scitokens.cfg"), source);
+    const run = await cli("xrootd", source, "--output", join(scratch, ".", "scitokens.cfg"));
     expect(run.code).toBe(2);
     expect(lines(run.stderr)[0]).toBe("scitokens-authz import xrootd: --output names the file being converted: give another file");
+    expect(await readFile(source, "utf8")).toBe(await readFile(join(FIXTURES, "xrootd", "scitokens.cfg"), "utf8"));
   });
 });
