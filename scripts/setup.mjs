@@ -6,6 +6,8 @@
 //   3. ts-proto stubs for Envoy's ext_authz API in src/gen/ (buf generate);
 //   4. the policy: policies/*.rego compiled to build/policy.wasm (opa build -t wasm);
 //   5. TypeScript compiled to dist/ (tsc, incremental).
+// With --no-test-tools, Regal and envoy-check are left out: only `npm test` uses them (the
+// container image's build stage runs setup this way, with the pinned OPA already in place).
 // Plain Node with no dependencies, because it runs before node_modules exists.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -23,6 +25,7 @@ const toolsBin = join(root, ".tools", "bin");
 const opaPath = join(toolsBin, "opa");
 const regalPath = join(toolsBin, "regal");
 const quiet = process.argv.includes("--quiet");
+const testTools = !process.argv.includes("--no-test-tools");
 
 function say(message) {
   if (!quiet) process.stderr.write(`setup: ${message}\n`);
@@ -254,8 +257,10 @@ function compileTypeScript() {
 checkNode();
 installPackages();
 installOpa();
-installRegal();
-buildEnvoyCheck();
+if (testTools) {
+  installRegal();
+  buildEnvoyCheck();
+}
 generateProtos();
 buildPolicy();
 compileTypeScript();
