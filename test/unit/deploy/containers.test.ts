@@ -5,7 +5,21 @@ import { parseAuthzData } from "../../../src/config/authz-data.js";
 import { CONFIG_VARIABLE, ENVIRONMENT_OVERRIDES, applyEnvironment } from "../../../src/config/environment.js";
 import { parseYamlText } from "../../../src/config/read-yaml.js";
 import { PACKAGE_ROOT, parseServiceConfig } from "../../../src/config/service-config.js";
-import { DEPLOY, contextRoutes, envoyAddresses, envoyCheckText, nginxListens, portOf, readDocuments, withoutAddresses } from "./manifests.js";
+import {
+  COMPOSE_DIR,
+  compose,
+  contextRoutes,
+  envoyAddresses,
+  envoyCheckText,
+  hostFile,
+  mountOf,
+  mounts,
+  nginxListens,
+  portOf,
+  readDocuments,
+  service,
+  withoutAddresses,
+} from "../../helpers/deploy-files.js";
 
 // Issue 9: the Dockerfile, its .dockerignore and deploy/compose/docker-compose.yml. No image
 // is built here (base images come from a registry this machine cannot reach): what can be
@@ -157,56 +171,6 @@ describe("Dockerfile", () => {
 });
 
 // ---------------------------------------------------------------------------------------
-
-const COMPOSE_DIR = join(DEPLOY, "compose");
-
-interface ComposeService {
-  image?: string;
-  build?: { context: string; dockerfile: string };
-  entrypoint?: string[];
-  command?: string[];
-  environment?: Record<string, string>;
-  volumes?: string[];
-  tmpfs?: string[];
-  networks?: string[];
-  network_mode?: string;
-  ports?: string[];
-  depends_on?: string[] | Record<string, { condition: string }>;
-  read_only?: boolean;
-  profiles?: string[];
-}
-
-interface Compose {
-  services: Record<string, ComposeService>;
-  networks: Record<string, { internal?: boolean }>;
-  volumes: Record<string, unknown>;
-}
-
-const compose = () => readDocuments(join(COMPOSE_DIR, "docker-compose.yml"))[0] as Compose;
-const service = (name: string) => compose().services[name]!;
-
-/** A service's mounts: host folder or file (bind), or named volume, at a container path. */
-function mounts(s: ComposeService): Array<{ source: string; target: string; bind: boolean; readOnly: boolean }> {
-  return (s.volumes ?? []).map((v) => {
-    const [source, target, mode] = v.split(":") as [string, string, string | undefined];
-    const bind = source.startsWith(".") || source.startsWith("/");
-    return { source: bind ? resolve(COMPOSE_DIR, source) : source, target, bind, readOnly: mode === "ro" };
-  });
-}
-
-/** Where a container path comes from: the deepest mount holding it. */
-function mountOf(s: ComposeService, path: string) {
-  return mounts(s)
-    .filter((m) => path === m.target || path.startsWith(`${m.target}/`))
-    .sort((a, b) => b.target.length - a.target.length)[0];
-}
-
-/** The host file behind a container path of a bind mount. */
-function hostFile(s: ComposeService, path: string): string {
-  const m = mountOf(s, path);
-  if (!m?.bind) throw new Error(`${path} is not on a bind mount`);
-  return join(m.source, posix.relative(m.target, path));
-}
 
 function authzConfig() {
   const s = service("authz");

@@ -25,7 +25,7 @@ import {
   readDocuments,
   selects,
   withoutAddresses,
-} from "./manifests.js";
+} from "../../helpers/deploy-files.js";
 
 // Issue 9: the Kubernetes manifests of deploy/kubernetes/ (the sidecar pattern, and Istio's
 // CUSTOM action) parse, reference each other correctly, and hold configuration the service,

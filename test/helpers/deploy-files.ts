@@ -2,10 +2,10 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, posix, relative } from "node:path";
+import { join, posix, relative, resolve } from "node:path";
 import { promisify } from "node:util";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
-import { PACKAGE_ROOT } from "../../../src/config/service-config.js";
+import { PACKAGE_ROOT } from "../../src/config/service-config.js";
 
 /** The deployment files (issue 9): Dockerfile at the top, deploy/compose, deploy/kubernetes. */
 export const DEPLOY = join(PACKAGE_ROOT, "deploy");
@@ -216,4 +216,59 @@ export function nginxListens(conf: string): string[] {
 /** The port of an nginx `listen` value or a `host:port` string. */
 export function portOf(listen: string): number {
   return Number(/(\d+)$/.exec(listen)?.[1]);
+}
+
+// ---------------------------------------------------------------------------------------
+// docker-compose.yml
+
+/** deploy/compose: the demo's docker-compose.yml and the files it mounts. */
+export const COMPOSE_DIR = join(DEPLOY, "compose");
+
+export interface ComposeService {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  entrypoint?: string[];
+  command?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  tmpfs?: string[];
+  networks?: string[];
+  network_mode?: string;
+  ports?: string[];
+  depends_on?: string[] | Record<string, { condition: string }>;
+  read_only?: boolean;
+  profiles?: string[];
+}
+
+export interface Compose {
+  services: Record<string, ComposeService>;
+  networks: Record<string, { internal?: boolean }>;
+  volumes: Record<string, unknown>;
+}
+
+/** deploy/compose/docker-compose.yml, parsed. */
+export const compose = () => readDocuments(join(COMPOSE_DIR, "docker-compose.yml"))[0] as Compose;
+export const service = (name: string) => compose().services[name]!;
+
+/** A service's mounts: host folder or file (bind), or named volume, at a container path. */
+export function mounts(s: ComposeService): Array<{ source: string; target: string; bind: boolean; readOnly: boolean }> {
+  return (s.volumes ?? []).map((v) => {
+    const [source, target, mode] = v.split(":") as [string, string, string | undefined];
+    const bind = source.startsWith(".") || source.startsWith("/");
+    return { source: bind ? resolve(COMPOSE_DIR, source) : source, target, bind, readOnly: mode === "ro" };
+  });
+}
+
+/** Where a container path comes from: the deepest mount holding it. */
+export function mountOf(s: ComposeService, path: string) {
+  return mounts(s)
+    .filter((m) => path === m.target || path.startsWith(`${m.target}/`))
+    .sort((a, b) => b.target.length - a.target.length)[0];
+}
+
+/** The host file behind a container path of a bind mount. */
+export function hostFile(s: ComposeService, path: string): string {
+  const m = mountOf(s, path);
+  if (!m?.bind) throw new Error(`${path} is not on a bind mount`);
+  return join(m.source, posix.relative(m.target, path));
 }

@@ -1,0 +1,113 @@
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, posix } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildCheckRequest, sendCheck } from "../../src/cli/check.js";
+import { CONFIG_VARIABLE } from "../../src/config/environment.js";
+import { PACKAGE_ROOT } from "../../src/config/service-config.js";
+import { CLI, type ServedProcess, killAllServed, spawnServe } from "../helpers/cli-process.js";
+import { contextRoutes, hostFile, mounts, readDocuments, service } from "../helpers/deploy-files.js";
+
+// Issue 9: the compose demo's own parts, run here without containers (no image can be built
+// on this machine): the demo issuer's key maker as the `demo-issuer` service runs it, the
+// service on the compose configuration (its mounts mapped onto a temporary folder, listening
+// on loopback instead of the compose network), tokens from the `token` service's command,
+// and Checks shaped as Envoy sends them for the README's curl examples.
+
+const execFileAsync = promisify(execFile);
+
+let dir: string;
+let volume: string;
+let served: ServedProcess;
+let target: string;
+
+/** A command of a compose service, its container paths replaced by the host paths they map to here. */
+function hostCommand(name: string, words: readonly string[]): string[] {
+  const s = service(name);
+  return words.map((word) => {
+    const m = mounts(s).find((m) => word === m.target || word.startsWith(`${m.target}/`));
+    if (!m) return word;
+    const rest = posix.relative(m.target, word);
+    return m.bind ? hostFile(s, word) : join(volume, rest);
+  });
+}
+
+async function node(args: readonly string[]): Promise<{ stdout: string; stderr: string }> {
+  return execFileAsync(process.execPath, args, { cwd: PACKAGE_ROOT });
+}
+
+/** `docker compose run --rm token ARGS…`, here. */
+async function mint(...args: string[]): Promise<string> {
+  const [, ...cli] = hostCommand("token", service("token").entrypoint!);
+  const { stdout } = await node([...cli.map((w) => (w === "/app/dist/cli/main.js" ? CLI : w)), ...args]);
+  return stdout.trim();
+}
+
+/** A Check as Envoy sends it for `curl http://127.0.0.1:8080PATH` (the route its context_extensions name). */
+async function curl(method: string, path: string, token?: string) {
+  const [route] = contextRoutes(readDocuments(hostFile(service("envoy"), "/etc/envoy/envoy.yaml"))[0]);
+  const request = buildCheckRequest({ target, method, path, host: "127.0.0.1:8080", token, route });
+  const response = await sendCheck(target, request);
+  const metadata = (response.dynamicMetadata ?? {}) as Record<string, unknown>;
+  return { allowed: response.status?.code === 0, status: response.deniedResponse?.status?.code, reason: metadata["reason"] };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "compose-demo-"));
+  volume = join(dir, "demo-issuer-volume");
+  await mkdir(volume);
+  // The authz service's configuration folder, with the container paths of its other mounts
+  // (the demo-issuer volume) written as the host paths they map to here.
+  const authz = service("authz");
+  const config = authz.environment![CONFIG_VARIABLE]!;
+  const configMount = mounts(authz).find((m) => config.startsWith(`${m.target}/`))!;
+  const etc = join(dir, "etc");
+  await mkdir(etc);
+  for (const f of await readdir(configMount.source)) {
+    let text = await readFile(join(configMount.source, f), "utf8");
+    for (const m of mounts(authz).filter((m) => !m.bind)) text = text.replaceAll(m.target, volume);
+    await writeFile(join(etc, f), text);
+  }
+  await node(hostCommand("demo-issuer", service("demo-issuer").entrypoint!).slice(1));
+  served = spawnServe(["--config", join(etc, posix.relative(configMount.target, config)), "--listen", "127.0.0.1:0"]);
+  const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
+  target = `127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  await served?.stop();
+  killAllServed();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("the compose demo, without containers", () => {
+  it("demo-issuer leaves a private state file and a public JWKS in the volume, and keeps them when run again", async () => {
+    const state = join(volume, "demo-issuer.json");
+    expect(((await stat(state)).mode & 0o777).toString(8)).toBe("600");
+    const jwks = JSON.parse(await readFile(join(volume, "demo-issuer.jwks.json"), "utf8")) as { keys: Array<Record<string, unknown>> };
+    expect(jwks.keys).toHaveLength(1);
+    expect(jwks.keys[0]).toMatchObject({ kty: "EC", crv: "P-256", alg: "ES256", use: "sig" });
+    expect(jwks.keys[0]).not.toHaveProperty("d");
+    const before = await readFile(state, "utf8");
+    const again = await node(hostCommand("demo-issuer", service("demo-issuer").entrypoint!).slice(1));
+    expect(again.stdout).toMatch(/keeping the key/);
+    expect(await readFile(state, "utf8")).toBe(before);
+  });
+
+  it.each([
+    { what: "no token: 401", method: "GET", scopes: [], expected: { allowed: false, status: 401, reason: "token_missing" } },
+    { what: "a read token reads", method: "GET", scopes: ["read:/data"], expected: { allowed: true, status: undefined, reason: "allowed" } },
+    { what: "a read token cannot write: 403", method: "PUT", scopes: ["read:/data"], expected: { allowed: false, status: 403, reason: "scope_insufficient" } },
+    { what: "a write token writes", method: "PUT", scopes: ["storage.create:/data"], expected: { allowed: true, status: undefined, reason: "allowed" } },
+  ])("$what", async ({ method, scopes, expected }) => {
+    const token = scopes.length > 0 ? await mint(...scopes.flatMap((s) => ["--scope", s])) : undefined;
+    expect(await curl(method, "/protected/data/hello.txt", token)).toEqual(expected);
+  });
+
+  it("a token of another issuer is refused: 401", async () => {
+    const token = await mint("--scope", "read:/data", "--issuer", "https://elsewhere.example");
+    expect(await curl("GET", "/protected/data/hello.txt", token)).toEqual({ allowed: false, status: 401, reason: "issuer_untrusted" });
+  });
+});
