@@ -11,11 +11,26 @@ import { readYamlFile, validate } from "./read-yaml.js";
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const DEMO_DATA_FILE = resolve(PACKAGE_ROOT, "policies", "demo.yaml");
 export const BUILT_POLICY_FILE = resolve(PACKAGE_ROOT, "build", "policy.wasm");
+/** The Envoy ext_authz API and gRPC health as a FileDescriptorSet (setup's `buf build`), for gRPC reflection. */
+export const BUILT_DESCRIPTOR_SET = resolve(PACKAGE_ROOT, "build", "grpc-descriptors.binpb");
 
 const listen = z.string().transform((value, ctx) => {
   const parsed = parseListen(value);
   if (!parsed) {
     ctx.addIssue({ code: "custom", message: `expected "host:port" (port 0-65535; IPv6 as "[::1]:9292"), got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+// The admin HTTP listener takes host:port only, whatever grpc.listen accepts.
+const httpListen = z.string({ error: 'expected "host:port" of the admin HTTP listener' }).transform((value, ctx) => {
+  const parsed = parseListen(value);
+  if (!parsed) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected "host:port" of the admin HTTP listener (port 0-65535; IPv6 as "[::1]:9090"), got ${JSON.stringify(value)}`,
+    });
     return z.NEVER;
   }
   return parsed;
@@ -86,6 +101,7 @@ const schema = z.strictObject({
     listen,
     max_request_bytes: positiveInt("the largest CheckRequest in bytes").default(DEFAULT_MAX_REQUEST_BYTES),
   }),
+  http: z.strictObject({ listen: httpListen }, { error: 'expected a mapping like { listen: "127.0.0.1:9090" }' }).optional(),
   policy: z
     .strictObject({
       data: z.string().min(1).optional(),
@@ -173,6 +189,8 @@ export interface ServiceConfig {
   readonly listen: ListenAddress;
   /** Largest CheckRequest accepted, in bytes (grpc.max_request_bytes). */
   readonly maxRequestBytes: number;
+  /** The admin HTTP listener (`http.listen`: /healthz, /readyz, /metrics); null: none. */
+  readonly httpListen: ListenAddress | null;
   /** The policy files or bundle (paths absolute). */
   readonly policy: PolicySource;
   /** Reload when a policy file changes on disk (`policy.watch`); SIGHUP reloads either way. */
@@ -206,6 +224,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
     file,
     listen: c.grpc.listen,
     maxRequestBytes: c.grpc.max_request_bytes,
+    httpListen: c.http?.listen ?? null,
     policy: policySource(c.policy, base),
     watchPolicy: c.policy.watch,
     tokens: { maxBytes: c.tokens.max_bytes, leewaySeconds: c.tokens.leeway_seconds, cacheEntries: c.tokens.cache_entries },
