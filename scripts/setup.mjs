@@ -5,7 +5,7 @@
 //      pinned version, else built with Go); with --for-tests also Prometheus's promtool, which
 //      only `npm test` uses (it checks deploy/observability/alerts.yaml);
 //   3. ts-proto stubs for Envoy's ext_authz API in src/gen/ (buf generate), and a descriptor set
-//      of the same protos in build/ for gRPC server reflection (buf build);
+//      of that API and gRPC health in build/ for gRPC server reflection (buf build);
 //   4. the policy: policies/*.rego compiled to build/policy.wasm (opa build -t wasm);
 //   5. TypeScript compiled to dist/ (tsc, incremental).
 // Plain Node with no dependencies, because it runs before node_modules exists.
@@ -28,7 +28,9 @@ const regalPath = join(toolsBin, "regal");
 // 3.XX.Y: config.promtoolVersion is that module version.
 const PROMTOOL_VERSION = pkg.config.promtoolVersion;
 const PROMETHEUS_MODULE = "github.com/prometheus/prometheus";
-const DESCRIPTOR_SET = join(root, "build", "envoy-authz.binpb");
+const DESCRIPTOR_SET = join(root, "build", "grpc-descriptors.binpb");
+/** Changes whenever what goes into DESCRIPTOR_SET does, so that setup writes it again. */
+const DESCRIPTOR_SET_FORMAT = "envoy ext_authz + grpc.health.v1, no source info";
 const quiet = process.argv.includes("--quiet");
 const forTests = process.argv.includes("--for-tests");
 
@@ -184,16 +186,34 @@ function installPromtool() {
 function generateProtos() {
   const xds = JSON.parse(readFileSync(join(root, "node_modules/@grpc/grpc-js-xds/package.json"), "utf8"));
   const tsProto = JSON.parse(readFileSync(join(root, "node_modules/ts-proto/package.json"), "utf8"));
+  const health = JSON.parse(readFileSync(join(root, "node_modules/grpc-health-check/package.json"), "utf8"));
   const stamp = join(root, "src", "gen", ".stamp");
-  const want = hashOf([readFileSync(join(root, "buf.yaml")), readFileSync(join(root, "proto", "buf.gen.yaml")), xds.version, tsProto.version, DESCRIPTOR_SET]);
+  const inputs = [readFileSync(join(root, "buf.yaml")), readFileSync(join(root, "proto", "buf.gen.yaml")), xds.version, tsProto.version, health.version];
+  const want = hashOf([...inputs, DESCRIPTOR_SET, DESCRIPTOR_SET_FORMAT]);
   if (readStamp(stamp) === want && existsSync(DESCRIPTOR_SET)) return;
-  say("generating Envoy ext_authz stubs into src/gen (buf generate + ts-proto) and their descriptor set (buf build)");
+  say("generating Envoy ext_authz stubs into src/gen (buf generate + ts-proto) and the descriptor set for gRPC reflection (buf build)");
   const buf = join(root, "node_modules", ".bin", "buf");
   run(buf, ["generate", "--template", "proto/buf.gen.yaml"]);
-  // The same API as one FileDescriptorSet (imports and comments included), which the service's
-  // gRPC reflection serves, so that grpcurl needs no proto files.
+  // The services the service speaks, as a FileDescriptorSet (their imports included), which
+  // its gRPC reflection serves so that grpcurl needs no proto files: the Envoy API, and
+  // grpc.health.v1 from the proto file grpc-health-check ships. Two builds, one file: a
+  // FileDescriptorSet is one repeated field, so the two encodings concatenated are the set
+  // of both. Without comments: @grpc/reflection does not serve them.
   mkdirSync(dirname(DESCRIPTOR_SET), { recursive: true });
-  run(buf, ["build", "--output", DESCRIPTOR_SET, "--path", "node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/auth/v3/external_auth.proto"]);
+  const envoy = `${DESCRIPTOR_SET}.envoy`;
+  const healthSet = `${DESCRIPTOR_SET}.health`;
+  run(buf, [
+    "build",
+    "--exclude-source-info",
+    "--output",
+    envoy,
+    "--path",
+    "node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/auth/v3/external_auth.proto",
+  ]);
+  run(buf, ["build", "node_modules/grpc-health-check/proto", "--exclude-source-info", "--output", healthSet]);
+  writeFileSync(DESCRIPTOR_SET, Buffer.concat([readFileSync(envoy), readFileSync(healthSet)]));
+  rmSync(envoy);
+  rmSync(healthSet);
   writeFileSync(stamp, want);
 }
 

@@ -11,6 +11,11 @@ export interface CheckHandler {
   faultResponse(): CheckResponse;
 }
 
+/** A further service served beside Check (gRPC health, reflection): it adds itself to the server. */
+export interface GrpcServiceRegistration {
+  addToServer(server: Server): void;
+}
+
 export interface RunningGrpcServer {
   readonly port: number;
   /** Stops accepting calls, lets in-flight calls finish (bounded by `graceMs`), then closes. */
@@ -29,6 +34,7 @@ export async function startGrpcServer(
   authorizer: CheckHandler,
   logger: Logger,
   limits: { readonly maxRequestBytes: number },
+  services: readonly GrpcServiceRegistration[] = [],
 ): Promise<RunningGrpcServer> {
   const server = new Server({ "grpc.max_receive_message_length": limits.maxRequestBytes });
   const implementation: AuthorizationServer = {
@@ -46,6 +52,7 @@ export async function startGrpcServer(
     },
   };
   server.addService(AuthorizationService, implementation);
+  for (const service of services) service.addToServer(server);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${listen.host}:${listen.port}`, ServerCredentials.createInsecure(), (error, bound) => {
       if (error) reject(new Error(`cannot listen on ${listen.host}:${listen.port}: ${error.message}`));
