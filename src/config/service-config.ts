@@ -101,7 +101,12 @@ const schema = z.strictObject({
     listen,
     max_request_bytes: positiveInt("the largest CheckRequest in bytes").default(DEFAULT_MAX_REQUEST_BYTES),
   }),
-  http: z.strictObject({ listen: httpListen }, { error: 'expected a mapping like { listen: "127.0.0.1:9090" }' }).optional(),
+  http: z
+    .strictObject(
+      { listen: httpListen },
+      { error: (issue) => (issue.code === "invalid_type" ? 'expected a mapping like { listen: "127.0.0.1:9090" }' : undefined) },
+    )
+    .optional(),
   policy: z
     .strictObject({
       data: z.string().min(1).optional(),
