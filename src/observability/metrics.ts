@@ -52,7 +52,7 @@ export class ServiceMetrics {
   readonly #keyFailures: Counter<"issuer">;
   readonly #reloads: Counter<"outcome">;
 
-  constructor(options: { readonly state: () => ObservedState; readonly maxStaleSeconds: number }) {
+  constructor(options: { readonly state: () => ObservedState; readonly maxStaleSeconds: number; readonly refreshIntervalSeconds: number }) {
     const registers = [this.registry];
     const { state } = options;
     collectDefaultMetrics({ register: this.registry });
@@ -130,6 +130,11 @@ export class ServiceMetrics {
       help: "How long after their fetch keys may still be used (keys.max_stale_seconds)",
       registers,
     }).set(options.maxStaleSeconds);
+    new Gauge({
+      name: `${METRIC_PREFIX}key_refresh_interval_seconds`,
+      help: "How often every issuer's keys are fetched again (keys.refresh_interval_seconds)",
+      registers,
+    }).set(options.refreshIntervalSeconds);
     new Gauge({
       name: `${METRIC_PREFIX}ready`,
       help: "1 when the service is ready (/readyz 200, gRPC health SERVING), else 0",

@@ -91,6 +91,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     config.httpListen !== null
       ? new ServiceMetrics({
           maxStaleSeconds: config.keys.maxStaleMs / 1000,
+          refreshIntervalSeconds: config.keys.refreshIntervalMs / 1000,
           state: () => {
             const input = readinessInput();
             return { revision: input.revision, keys: input.keys, ready: readiness.assess().ready, nowMs: input.nowMs };

@@ -147,6 +147,7 @@ describe("admin HTTP listener", () => {
       revision: m.get(`scitokens_authz_policy_info{revision="${svc.service.revision}"}`),
       refused: m.get('scitokens_authz_policy_reloads_total{outcome="refused"}'),
       maxStale: m.get("scitokens_authz_key_max_stale_seconds"),
+      refreshInterval: m.get("scitokens_authz_key_refresh_interval_seconds"),
     }).toEqual({
       allowed: 2,
       scope: 1,
@@ -165,6 +166,7 @@ describe("admin HTTP listener", () => {
       revision: 1,
       refused: 0,
       maxStale: 345600,
+      refreshInterval: 600,
     });
     expect(m.get(`scitokens_authz_key_age_seconds{issuer=${iss}}`)).toBeGreaterThanOrEqual(0);
     // prom-client's process and Node.js metrics.
