@@ -35,19 +35,21 @@ type Decided = "allow" | "deny";
 
 /**
  * The service's Prometheus metrics (README "Health and metrics"), in a registry of their
- * own. Counting on the Check path is one counter increment (its child prepared once per
- * label set), one histogram observation and, for a token, one cache counter increment;
+ * own. Counting on the Check path is two increments of plain numbers (the Check's
+ * decision and reason, a token's cache lookup) and one histogram observation;
  * everything else (key ages, readiness, the revision) is read from the service's state
  * when scraped. Label values are bounded: decisions, reason codes, reload outcomes, and
  * issuers of the trusted data only (never a token's `iss`).
  */
 export class ServiceMetrics {
   readonly registry = new Registry();
-  readonly #checks: Counter<"decision" | "reason">;
-  readonly #checkChildren = new Map<string, Counter.Internal>();
+  // The Check path only adds to plain numbers (prom-client's labelled increment hashes its
+  // labels every time); the counters read them when scraped.
+  readonly #checkCounts: Record<Decided, Map<string, { count: number }>> = { allow: new Map(), deny: new Map() };
+  #reasons = 0;
+  #cacheHits = 0;
+  #cacheMisses = 0;
   readonly #duration: Histogram;
-  readonly #cacheHits: Counter;
-  readonly #cacheMisses: Counter;
   readonly #keyFetches: Counter<"issuer">;
   readonly #keyFailures: Counter<"issuer">;
   readonly #reloads: Counter<"outcome">;
@@ -56,29 +58,45 @@ export class ServiceMetrics {
     const registers = [this.registry];
     const { state } = options;
     collectDefaultMetrics({ register: this.registry });
-    this.#checks = new Counter({
+    const checkCounts = this.#checkCounts;
+    new Counter({
       name: `${METRIC_PREFIX}checks_total`,
       help: "Checks answered, by decision (allow, deny) and reason code",
       labelNames: ["decision", "reason"],
       registers,
+      collect() {
+        this.reset();
+        for (const decision of ["allow", "deny"] as const) {
+          for (const [reason, { count }] of checkCounts[decision]) this.inc({ decision, reason }, count);
+        }
+      },
     });
     // Every reason code from the start (at 0), so rates and alerts see each series at once.
-    for (const reason of REASON_CODES) this.#child(reason === "allowed" || reason === "passthrough" ? "allow" : "deny", reason).inc(0);
+    for (const reason of REASON_CODES) this.#entry(reason === "allowed" || reason === "passthrough" ? "allow" : "deny", reason);
     this.#duration = new Histogram({
       name: `${METRIC_PREFIX}check_duration_seconds`,
       help: "Time to decide a Check, from the request read to the response built",
       buckets: [...CHECK_DURATION_BUCKETS],
       registers,
     });
-    this.#cacheHits = new Counter({
+    const cache = () => ({ hits: this.#cacheHits, misses: this.#cacheMisses });
+    new Counter({
       name: `${METRIC_PREFIX}token_cache_hits_total`,
       help: "Bearer tokens found in the verified-token cache",
       registers,
+      collect() {
+        this.reset();
+        this.inc(cache().hits);
+      },
     });
-    this.#cacheMisses = new Counter({
+    new Counter({
       name: `${METRIC_PREFIX}token_cache_misses_total`,
       help: "Bearer tokens not in the verified-token cache (verified in full)",
       registers,
+      collect() {
+        this.reset();
+        this.inc(cache().misses);
+      },
     });
     // The counters of each issuer of the policy in force exist from the first scrape (at 0).
     const everyIssuer = (counter: Counter<"issuer">) => {
@@ -166,14 +184,15 @@ export class ServiceMetrics {
   /** One Check answered (the authorizer's onDecision). */
   decided(event: DecisionEvent): void {
     const decision: Decided = event.response.okResponse !== undefined && event.response.deniedResponse === undefined ? "allow" : "deny";
-    const children = this.#checkChildren;
-    (children.get(`${decision}:${event.decision.reason}`) ?? this.#child(decision, event.decision.reason)).inc();
+    const reason = event.decision.reason;
+    (this.#checkCounts[decision].get(reason) ?? this.#entry(decision, reason)).count++;
     this.#duration.observe(event.durationSeconds);
   }
 
   /** One lookup in the verified-token cache. */
   tokenCacheLookup(hit: boolean): void {
-    (hit ? this.#cacheHits : this.#cacheMisses).inc();
+    if (hit) this.#cacheHits++;
+    else this.#cacheMisses++;
   }
 
   /** One fetch (or file read) of a trusted issuer's keys has ended. */
@@ -192,11 +211,16 @@ export class ServiceMetrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  #child(decision: Decided, reason: string): Counter.Internal {
-    const key = `${decision}:${reason}`;
-    const label = this.#checkChildren.size < MAX_REASONS ? reason : "other";
-    const child = this.#checks.labels({ decision, reason: label });
-    if (label === reason) this.#checkChildren.set(key, child);
-    return child;
+  /** The count of a (decision, reason) pair, created at 0; past MAX_REASONS reasons, the one of "other". */
+  #entry(decision: Decided, reason: string): { count: number } {
+    const counts = this.#checkCounts[decision];
+    const label = this.#reasons < MAX_REASONS ? reason : "other";
+    let entry = counts.get(label);
+    if (entry === undefined) {
+      entry = { count: 0 };
+      counts.set(label, entry);
+      this.#reasons++;
+    }
+    return entry;
   }
 }
