@@ -73,6 +73,16 @@ function expectQueriesExposed(where: string, expr: string): string[] {
   return names;
 }
 
+describe("README, Health and metrics", () => {
+  it("lists every metric of the service's own with its type, and only those", async () => {
+    const readme = await readFile(join(PACKAGE_ROOT, "README.md"), "utf8");
+    const start = readme.indexOf("### Health and metrics");
+    const section = readme.slice(start, readme.indexOf("\n### ", start + 1));
+    const rows = [...section.matchAll(/^\| `(scitokens_authz_[a-z0-9_]+)` \| ([a-z]+) \|/gm)].map((m) => [m[1]!, m[2]!]);
+    expect(new Map(rows)).toEqual(ownFamilies);
+  });
+});
+
 describe("deploy/observability/alerts.yaml", async () => {
   const doc = parse(await readFile(join(DIR, "alerts.yaml"), "utf8")) as { groups: Array<{ name: string; rules: Rule[] }> };
   const rules = doc.groups.flatMap((group) => group.rules);
