@@ -105,6 +105,21 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     },
     ...(metrics ? { decided: (event) => metrics.decided(event), tokenCacheLookup: (hit) => metrics.tokenCacheLookup(hit) } : {}),
   };
+  // The admin listener answers from before the policy is loaded (/healthz 200, /readyz 503
+  // "starting"), so an orchestrator can tell a slow start from a dead process. First, so
+  // that nothing else is left open when its port cannot be had.
+  let admin: RunningAdminServer | undefined;
+  if (config.httpListen !== null && metrics !== undefined) {
+    admin = await startAdminServer(config.httpListen, { readiness: () => readiness.assess(), metrics: () => metrics.exposition() }, logger);
+    logger.info(
+      { address: `${config.httpListen.host}:${admin.port}`, port: admin.port },
+      `admin HTTP listening on ${config.httpListen.host}:${admin.port} (/healthz, /readyz, /metrics)`,
+    );
+  }
+  const stopAdmin = async () => {
+    readiness.close();
+    await admin?.close();
+  };
   const decisionLog =
     config.decisionLogFile !== undefined
       ? new DecisionLog({ file: config.decisionLogFile, logger: logger.child({ component: "decision-log" }), ...(seams.now ? { now: seams.now } : {}) })
@@ -118,20 +133,6 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
           ...(seams.random ? { random: seams.random } : {}),
         })
       : undefined;
-  // The admin listener answers from before the policy is loaded (/healthz 200, /readyz 503
-  // "starting"), so an orchestrator can tell a slow start from a dead process.
-  let admin: RunningAdminServer | undefined;
-  if (config.httpListen !== null && metrics !== undefined) {
-    admin = await startAdminServer(config.httpListen, { readiness: () => readiness.assess(), metrics: () => metrics.exposition() }, logger);
-    logger.info(
-      { address: `${config.httpListen.host}:${admin.port}`, port: admin.port },
-      `admin HTTP listening on ${config.httpListen.host}:${admin.port} (/healthz, /readyz, /metrics)`,
-    );
-  }
-  const stopAdmin = async () => {
-    readiness.close();
-    await admin?.close();
-  };
   let live: LivePolicy;
   let server: RunningGrpcServer;
   let startedFrom: "persisted" | "downloaded" | undefined;

@@ -78,7 +78,7 @@ describe("README, Health and metrics", () => {
     const readme = await readFile(join(PACKAGE_ROOT, "README.md"), "utf8");
     const start = readme.indexOf("### Health and metrics");
     const section = readme.slice(start, readme.indexOf("\n### ", start + 1));
-    const rows = [...section.matchAll(/^\| `(scitokens_authz_[a-z0-9_]+)` \| ([a-z]+) \|/gm)].map((m) => [m[1]!, m[2]!]);
+    const rows = [...section.matchAll(/^\| `(scitokens_authz_[a-z0-9_]+)` \| ([a-z]+) \|/gm)].map((m) => [m[1]!, m[2]!] as const);
     expect(new Map(rows)).toEqual(ownFamilies);
   });
 });

@@ -1,8 +1,14 @@
-import { writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { PassThrough } from "node:stream";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { BUILT_POLICY_FILE, parseServiceConfig } from "../../src/config/service-config.js";
+import { createLogger } from "../../src/observability/logger.js";
 import { AUTHORIZATION_SERVICE_NAME } from "../../src/server/grpc-health.js";
+import { startService } from "../../src/server/service.js";
 import { healthClient, reflectionClient } from "../helpers/grpc-clients.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
@@ -202,6 +208,44 @@ describe("admin HTTP listener", () => {
 });
 
 describe("readiness follows the issuers' keys (/readyz and gRPC health)", () => {
+  it("listens before the policy is loaded: /healthz 200, /readyz 503 starting while the start-up waits for keys", async () => {
+    const idp = await issuer();
+    let release!: () => void;
+    idp.hold("openid-configuration", new Promise<void>((resolve) => (release = resolve)));
+    const dir = await mkdtemp(join(tmpdir(), "scitokens-authz-starting-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, "data.yaml"), stringify({ audiences: [TEST_AUDIENCE], issuers: [{ issuer: idp.issuer, base_path: "/" }] }));
+    const config = parseServiceConfig(join(dir, "service.yaml"), {
+      grpc: { listen: "127.0.0.1:0" },
+      http: { listen: "127.0.0.1:0" },
+      policy: { data: "data.yaml", wasm: BUILT_POLICY_FILE },
+      keys: { startup_wait_seconds: 60 },
+    });
+    // The admin port is known from the log line that announces it, before startService returns.
+    const log = new PassThrough();
+    const adminPort = new Promise<number>((resolve) => {
+      createInterface({ input: log }).on("line", (line) => {
+        const entry = JSON.parse(line) as { msg: string; port?: number };
+        if (entry.msg.startsWith("admin HTTP listening")) resolve(entry.port!);
+      });
+    });
+    const starting = startService(config, { logger: createLogger("info", log) });
+    const base = `http://127.0.0.1:${await adminPort}`;
+
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const response = await fetch(`${base}/readyz`);
+    expect({ status: response.status, body: await response.json() }).toEqual({
+      status: 503,
+      body: { ready: false, status: "starting", policy_revision: null, issuers: [] },
+    });
+
+    release();
+    const running = await starting;
+    cleanups.push(() => running.close());
+    expect(running.httpPort).toBe(await adminPort);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+  });
+
   it("503 with a reason per issuer while an issuer has no usable keys, 200 once it has, 503 again when they are too stale", async () => {
     const clock = testClock(Date.now());
     const good = await issuer();
