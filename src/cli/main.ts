@@ -2,12 +2,16 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { status as Status } from "@grpc/grpc-js";
 import { ConfigError } from "../config/config-error.js";
+import { configFileFrom } from "../config/environment.js";
 import { PACKAGE_ROOT } from "../config/service-config.js";
-import { buildCheckRequest, describeResponse, sendCheck } from "./check.js";
+import type { CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
+import { buildCheckRequest, checkChannel, describeResponse, sendCheck } from "./check.js";
 import { explain } from "./explain.js";
 import { EXPLAIN_EXIT, explainExitCode, formatExplanationJson, formatExplanationText } from "./explain-report.js";
 import { TokenSourceError, findToken } from "./explain-token-source.js";
+import { importCommand } from "./import.js";
 import { policyCommand } from "./policy-diff.js";
 import { DEMO, serve } from "./serve.js";
 import { tokenCreate } from "./token-create.js";
@@ -17,7 +21,7 @@ import { VALIDATE_EXIT, formatValidationJson, formatValidationText } from "./val
 const USAGE = `scitokens-authz: an Envoy ext_authz service for SciTokens and WLCG tokens
 
 Usage:
-  scitokens-authz serve [--config FILE] [--listen HOST:PORT]
+  scitokens-authz serve [--config FILE] [--listen HOST:PORT|unix:PATH]
       Without --config: the embedded default (demo policy + a development issuer on loopback).
   scitokens-authz validate [--config FILE] [--json]
       Checks the service config, its authorization data and compiled policy as serve would
@@ -28,8 +32,13 @@ Usage:
                                [--issuer ISS]
       Mints a token with the running development issuer's key (start \`serve\` first).
   scitokens-authz check --path PATH [--method GET] [--token TOKEN] [--host HOST]
-                        [--header NAME:VALUE]... [--route NAME] [--target HOST:PORT]
-      Sends one Envoy-shaped CheckRequest and prints the decision (exit 0 allowed, 1 denied).
+                        [--header NAME:VALUE]... [--route NAME] [--target HOST:PORT|unix:PATH]
+                        [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]
+      Sends one Envoy-shaped CheckRequest and prints the decision (exit 0 allowed, 1 denied;
+      3 when no decision came: the service is down or answered with a gRPC error).
+      Plaintext unless a --tls-* option is given: --tls-ca trusts these CA certificates for
+      the server's (else the system's), --tls-cert/--tls-key present a client certificate
+      (mutual TLS), --tls-server-name checks the server certificate for another name.
   scitokens-authz explain --path PATH [--method GET] [--token TOKEN | --token-file FILE | --no-token]
                           [--route NAME] [--destination URI] [--host HOST] [--header NAME:VALUE]...
                           [--config FILE] [--json]
@@ -40,9 +49,11 @@ Usage:
       is fetched: the signature is verified only with keys on disk (a jwks_file, or the
       keys.cache_dir cache), else it is reported NOT verified and the decision assumes it
       is valid. The token is never printed. Exit 0 allowed, 1 denied, 2 bad input or config.
-  scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE] [--json]
+  scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE]
+                              [--policy-dir DIR] [--json]
       Re-evaluates a decision log or decision table under two policies (git revisions or
-      folders) and prints the decisions that change; offline. Exit 0 none, 1 some, 2 bad input.
+      folders; the policy folder is --policy-dir, default policies/, of each) and prints
+      the decisions that change; offline. Exit 0 none, 1 some, 2 bad input.
   scitokens-authz policy test [DIR] [--data FILE] [--tables GLOB|FILE]... [--json]
       Runs decision tables (default DIR/*.tests.yaml) against the policy in DIR (default
       policies/) with its data (--data, else DIR/data.yaml, else DIR/demo.yaml); offline.
@@ -53,22 +64,39 @@ Usage:
       (default policies/) compiled to WebAssembly, the authorization data (checked first),
       and a .manifest whose revision is the git commit (-dirty with uncommitted changes).
       --signing-key signs it with OPA (.signatures.json, key id "default"). Exit 0 or 2.
+  scitokens-authz import nginx-scitokens|xrootd FILE [--output FILE]
+      Converts an nginx-scitokens authorizer.cfg or an XRootD scitokens.cfg into
+      authorization data (YAML on stdout or in --output FILE), each value commented with
+      the line it came from; stderr says what each setting became, or why it has no
+      equivalent. Exit 0 converted, 2 bad input (unreadable or malformed file, no issuer).
   scitokens-authz version | help
 `;
 
 class UsageError extends Error {}
+
+/** `check`'s exit codes: a decision (allowed, denied), or none (the service could not be asked). */
+const CHECK_EXIT = { allowed: 0, denied: 1, noDecision: 3 } as const;
+
+/** A gRPC failure in one line: the status name and what grpc-js says, e.g. UNAVAILABLE (connection refused). */
+function grpcFailure(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  const details = (error as { details?: unknown }).details;
+  const name = typeof code === "number" ? (Status[code] ?? `status ${code}`) : null;
+  const text = typeof details === "string" && details !== "" ? details : error instanceof Error ? error.message : String(error);
+  return name !== null ? `${name} (${text})` : text;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "serve": {
       const { values } = parseArgs({ args: rest, options: { config: { type: "string" }, listen: { type: "string" } }, strict: true });
-      await serve({ config: values.config, listen: values.listen });
+      await serve({ config: configFileFrom(values.config), listen: values.listen });
       return 0;
     }
     case "validate": {
       const { values } = parseArgs({ args: rest, options: { config: { type: "string" }, json: { type: "boolean", default: false } }, strict: true });
-      const report = await validateConfig(values.config);
+      const report = await validateConfig(configFileFrom(values.config));
       process.stdout.write(values.json ? formatValidationJson(report) : formatValidationText(report));
       return report.ok ? VALIDATE_EXIT.valid : VALIDATE_EXIT.invalid;
     }
@@ -119,10 +147,23 @@ async function main(argv: string[]): Promise<number> {
           token: { type: "string" },
           header: { type: "string", multiple: true },
           route: { type: "string" },
+          "tls-ca": { type: "string" },
+          "tls-cert": { type: "string" },
+          "tls-key": { type: "string" },
+          "tls-server-name": { type: "string" },
         },
         strict: true,
       });
       if (values.path === undefined) throw new UsageError("--path is required");
+      if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+        throw new UsageError("--tls-cert and --tls-key go together: a client certificate and its private key");
+      }
+      const channel = await checkChannel({
+        caFile: values["tls-ca"],
+        certFile: values["tls-cert"],
+        keyFile: values["tls-key"],
+        serverName: values["tls-server-name"],
+      });
       const headers: Record<string, string> = {};
       for (const h of values.header ?? []) {
         const colon = h.indexOf(":");
@@ -138,14 +179,23 @@ async function main(argv: string[]): Promise<number> {
         headers,
         route: values.route,
       });
-      const response = await sendCheck(values.target, request);
+      let response: CheckResponse;
+      try {
+        response = await sendCheck(values.target, request, undefined, channel);
+      } catch (error) {
+        // The service could not be asked: not a decision (exit 3, not 1).
+        process.stderr.write(`scitokens-authz check: no decision from ${values.target}: ${grpcFailure(error)}\n`);
+        return CHECK_EXIT.noDecision;
+      }
       process.stdout.write(`${describeResponse(response)}\n`);
-      return response.status?.code === 0 ? 0 : 1;
+      return response.status?.code === 0 ? CHECK_EXIT.allowed : CHECK_EXIT.denied;
     }
     case "explain":
       return runExplain(rest);
     case "policy":
       return policyCommand(rest);
+    case "import":
+      return importCommand(rest, process.stdout, process.stderr);
     case "version":
     case "--version": {
       const pkg = JSON.parse(readFileSync(resolve(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
@@ -200,7 +250,7 @@ async function runExplain(args: string[]): Promise<number> {
     }
     const token = await findToken({ token: values.token, tokenFile: values["token-file"], none: values["no-token"] });
     const explanation = await explain({
-      configFile: values.config,
+      configFile: configFileFrom(values.config),
       token,
       request: {
         method: values.method,
@@ -230,7 +280,7 @@ main(process.argv.slice(2)).then(
     if (error instanceof ConfigError) {
       process.stderr.write(`scitokens-authz: configuration error: ${error.message}\n`);
       process.exitCode = 2;
-    } else if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    } else if (error instanceof UsageError || String((error as { code?: unknown }).code ?? "").startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`scitokens-authz: ${(error as Error).message}\n\n${USAGE}`);
       process.exitCode = 64;
     } else {

@@ -1,13 +1,17 @@
 import { resolve } from "node:path";
+import { format } from "node:util";
+import { setLogger } from "@grpc/grpc-js";
 import { ConfigError } from "../config/config-error.js";
 import {
   BUILT_POLICY_FILE,
   DEMO_DATA_FILE,
+  LISTEN_FORMS,
   PACKAGE_ROOT,
   type ServiceConfig,
   loadServiceConfig,
   parseListen,
   parseServiceConfig,
+  socketPathProblems,
 } from "../config/service-config.js";
 import { type DevIssuer, mintToken, startDevIssuer } from "../dev-issuer/index.js";
 import { createLogger } from "../observability/logger.js";
@@ -40,13 +44,23 @@ export async function serve(options: ServeOptions): Promise<void> {
   let config = options.config !== undefined ? await loadServiceConfig(options.config) : demoConfig(options.listen ?? DEMO.listen);
   if (options.listen !== undefined) {
     const listen = parseListen(options.listen);
-    if (!listen) throw new ConfigError("--listen", [`expected "host:port", got ${JSON.stringify(options.listen)}`]);
+    if (!listen) throw new ConfigError("--listen", [`expected ${LISTEN_FORMS}, got ${JSON.stringify(options.listen)}`]);
+    const problems = socketPathProblems(listen);
+    if (problems.length > 0) throw new ConfigError("--listen", problems);
     config = { ...config, listen };
   }
   const logger = createLogger(config.logLevel);
-  // SIGHUP reopens the decision log (rotation) and reloads the policy files (the reload
-  // logs its outcome). One that arrives while the service starts is applied once it
-  // listens, instead of ending the process.
+  // grpc-js reports some failures on stderr in its own format (e.g. "E No address added…"
+  // before a bind error the service states itself): keep them, as JSON log lines.
+  const grpcLog = logger.child({ component: "grpc-js" });
+  setLogger({
+    error: (...args: unknown[]) => grpcLog.warn(format(...args)),
+    info: (...args: unknown[]) => grpcLog.info(format(...args)),
+    debug: (...args: unknown[]) => grpcLog.debug(format(...args)),
+  });
+  // SIGHUP reopens the decision log (rotation), reloads the policy files and, with
+  // grpc.tls, the TLS files (each reload logs its outcome). One that arrives while the
+  // service starts is applied once it listens, instead of ending the process.
   let running: RunningService | undefined;
   let reloadPending = false;
   const reload = () => {
@@ -54,6 +68,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     if (running) {
       running.reopenDecisionLog();
       void running.reload("SIGHUP");
+      void running.reloadTls("SIGHUP");
     } else reloadPending = true;
   };
   process.on("SIGHUP", reload);
@@ -70,8 +85,11 @@ export async function serve(options: ServeOptions): Promise<void> {
     throw error;
   }
   running = service;
-  if (reloadPending) void service.reload("SIGHUP");
-  if (devIssuer) await printDemo(devIssuer, `${config.listen.host}:${service.port}`);
+  if (reloadPending) {
+    void service.reload("SIGHUP");
+    void service.reloadTls("SIGHUP");
+  }
+  if (devIssuer) await printDemo(devIssuer, service.address);
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
       logger.info({ signal }, "shutting down");

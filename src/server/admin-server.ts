@@ -1,7 +1,7 @@
 import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import type { ListenAddress } from "../config/service-config.js";
+import type { TcpListenAddress } from "../config/service-config.js";
 import type { Readiness } from "../observability/readiness.js";
 
 /** What the admin endpoints answer from. */
@@ -30,7 +30,7 @@ const HTTP_UNAVAILABLE = 503;
  * `/metrics` (Prometheus text). GET and HEAD only (405 otherwise); any other path is 404.
  * It reads nothing from a request but its method and path.
  */
-export async function startAdminServer(listen: ListenAddress, endpoints: AdminEndpoints, logger: Logger): Promise<RunningAdminServer> {
+export async function startAdminServer(listen: TcpListenAddress, endpoints: AdminEndpoints, logger: Logger): Promise<RunningAdminServer> {
   const server = createServer((req, res) => {
     handle(req, res, endpoints).catch((error: unknown) => {
       logger.error({ err: error, path: pathOf(req) }, "admin endpoint failed");

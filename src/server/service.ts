@@ -3,10 +3,11 @@ import { BundleDownloader } from "../bundle/downloader.js";
 import { sourceFiles, sourceLabel } from "../bundle/snapshot.js";
 import type { AuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
-import { BUILT_DESCRIPTOR_SET, type ServiceConfig } from "../config/service-config.js";
+import { BUILT_DESCRIPTOR_SET, type ListenAddress, type ServiceConfig, listenTarget } from "../config/service-config.js";
 import { DecisionLog } from "../observability/decision-log.js";
 import { ServiceMetrics } from "../observability/metrics.js";
 import type { Readiness, ReadinessInput } from "../observability/readiness.js";
+import { LiveTls, type TlsReloadEvent, tlsFiles } from "../tls/index.js";
 import type { KeyStore } from "../token/keys/index.js";
 import { type RunningAdminServer, startAdminServer } from "./admin-server.js";
 import type { GenerationObserver } from "./generation.js";
@@ -16,6 +17,7 @@ import { type GrpcServiceRegistration, type RunningGrpcServer, startGrpcServer }
 import { LivePolicy, type ReloadEvent } from "./live-policy.js";
 import { type DebounceOptions, type PolicyWatcher, watchPolicyFiles } from "./policy-watcher.js";
 import { ReadinessMonitor } from "./readiness-monitor.js";
+import { SocketPathError } from "./unix-socket.js";
 
 export interface ServiceSeams {
   readonly logger: Logger;
@@ -32,7 +34,10 @@ export interface ServiceSeams {
 }
 
 export interface RunningService {
+  /** The TCP port bound; 0 on a Unix socket. */
   readonly port: number;
+  /** What a client targets: "127.0.0.1:40213" or "unix:/run/scitokens-authz/grpc.sock". */
+  readonly address: string;
   /** The port of the admin HTTP listener (`http.listen`), null without one. */
   readonly httpPort: number | null;
   /** Readiness now, as /readyz and the gRPC health service report it. */
@@ -57,10 +62,35 @@ export interface RunningService {
   nextReload(filter?: (event: ReloadEvent) => boolean): Promise<ReloadEvent>;
   /** Calls `listener` with every reload outcome; returns the unsubscribe function. */
   onReload(listener: (event: ReloadEvent) => void): () => void;
+  /**
+   * With `grpc.tls`: reads the certificate, key and client CA files again and applies
+   * them to new connections if valid (what SIGHUP and a change to them do); null without TLS.
+   */
+  reloadTls(trigger?: string): Promise<TlsReloadEvent> | null;
+  /** With `grpc.tls`: the next TLS reload outcome matching `filter`; null without TLS. */
+  nextTlsReload(filter?: (event: TlsReloadEvent) => boolean): Promise<TlsReloadEvent> | null;
   close(): Promise<void>;
 }
 
+export type { TlsReloadEvent } from "../tls/index.js";
 export type { ReloadEvent } from "./live-policy.js";
+
+/** Why the gRPC address cannot be used, as a configuration error of `grpc.listen` (exit 2). */
+function listenError(config: ServiceConfig, error: unknown, key = "grpc.listen", listen: ListenAddress = config.listen): unknown {
+  if (error instanceof SocketPathError) return new ConfigError(config.file, [`${key}: ${error.message}`]);
+  const message = error instanceof Error ? error.message : String(error);
+  const address = listenTarget(listen);
+  const why = /EADDRINUSE/.test(message)
+    ? "the address is in use (another process listens there)"
+    : /EACCES/.test(message)
+      ? "socketPath" in listen
+        ? "permission denied (the service's user cannot create files in the socket's folder)"
+        : "permission denied (ports below 1024 need privileges)"
+      : /EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(message)
+        ? "no interface of this machine has that address"
+        : null;
+  return why === null ? error : new ConfigError(config.file, [`${key}: cannot listen on ${address}: ${why}`]);
+}
 
 /**
  * The composition root: loads and validates the authorization data and the compiled
@@ -70,6 +100,8 @@ export type { ReloadEvent } from "./live-policy.js";
  */
 export async function startService(config: ServiceConfig, seams: ServiceSeams): Promise<RunningService> {
   const { logger } = seams;
+  // The TLS files are checked first: nothing has started yet that would need stopping.
+  const tls = config.tls !== undefined ? await LiveTls.start(config.tls, config.file, logger.child({ component: "tls" })) : undefined;
   const now = seams.now ?? Date.now;
   let policy: LivePolicy | undefined;
   let closing = false;
@@ -110,7 +142,11 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   // that nothing else is left open when its port cannot be had.
   let admin: RunningAdminServer | undefined;
   if (config.httpListen !== null && metrics !== undefined) {
-    admin = await startAdminServer(config.httpListen, { readiness: () => readiness.assess(), metrics: () => metrics.exposition() }, logger);
+    try {
+      admin = await startAdminServer(config.httpListen, { readiness: () => readiness.assess(), metrics: () => metrics.exposition() }, logger);
+    } catch (error) {
+      throw listenError(config, error, "http.listen", config.httpListen);
+    }
     logger.info(
       { address: `${config.httpListen.host}:${admin.port}`, port: admin.port },
       `admin HTTP listening on ${config.httpListen.host}:${admin.port} (/healthz, /readyz, /metrics)`,
@@ -164,13 +200,19 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   });
   readiness.assess();
   try {
-    server = await startGrpcServer(config.listen, live, logger, { maxRequestBytes: config.maxRequestBytes }, grpcServices(health, seams, logger));
+    server = await startGrpcServer(
+      config.listen,
+      live,
+      logger,
+      { maxRequestBytes: config.maxRequestBytes, ...(tls !== undefined ? { credentials: tls.credentials } : {}) },
+      grpcServices(health, seams, logger),
+    );
   } catch (error) {
     downloader?.close();
     await live.close();
     await decisionLog?.close();
     await stopAdmin();
-    throw error;
+    throw listenError(config, error);
   }
   const activate = async (trigger: string) => {
     const event = await live.reload(trigger);
@@ -185,10 +227,19 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       ...(seams.watchDebounce ? { debounce: seams.watchDebounce } : {}),
     });
   }
+  let tlsWatcher: PolicyWatcher | undefined;
+  if (tls !== undefined && config.tls !== undefined) {
+    tlsWatcher = watchPolicyFiles(tlsFiles(config.tls), (changed) => void tls.reload(`changed: ${changed.join(", ")}`), {
+      logger,
+      what: "TLS",
+      ...(seams.watchDebounce ? { debounce: seams.watchDebounce } : {}),
+    });
+  }
   logger.info(
     {
-      address: `${config.listen.host}:${server.port}`,
-      port: server.port,
+      address: server.address,
+      ...("socketPath" in config.listen ? { socket: config.listen.socketPath } : { port: server.port }),
+      tls: tls === undefined ? "off" : tls.mutual ? "mutual" : "on",
       ...sourceLabel(config.policy),
       issuers: live.current.data.issuers.size,
       revision: live.current.revision,
@@ -196,10 +247,11 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       decision_log: decisionLog?.file ?? null,
       http_port: admin?.port ?? null,
     },
-    `listening on ${config.listen.host}:${server.port}`,
+    `listening on ${server.address}${tls === undefined ? "" : tls.mutual ? " (mutual TLS)" : " (TLS)"}`,
   );
   return {
     port: server.port,
+    address: server.address,
     httpPort: admin?.port ?? null,
     readiness: () => readiness.assess(),
     get data() {
@@ -221,12 +273,15 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     reopenDecisionLog: () => decisionLog?.reopen(),
     nextReload: (filter) => live.nextReload(filter),
     onReload: (listener) => live.onReload(listener),
+    reloadTls: (trigger = "request") => tls?.reload(trigger) ?? null,
+    nextTlsReload: (filter) => tls?.nextReload(filter) ?? null,
     async close() {
       // Not ready from now on (gRPC health NOT_SERVING, /readyz 503) while the Checks drain.
       closing = true;
       readiness.assess();
       health.close();
       watcher?.close();
+      tlsWatcher?.close();
       downloader?.close();
       await server.close();
       await live.close();
