@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -80,6 +81,17 @@ describe("admin HTTP listener", () => {
     const svc = await startTestService({ audiences: [TEST_AUDIENCE], issuers: [{ issuer: idp.issuer, base_path: "/" }] });
     cleanups.push(() => svc.close());
     expect(svc.service.httpPort).toBeNull();
+  });
+
+  it("whose port is taken stops the start with one line naming http.listen", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+    const { port } = taken.address() as { port: number };
+    const idp = await issuer();
+    await expect(
+      startTestService({ audiences: [TEST_AUDIENCE], issuers: [{ issuer: idp.issuer, base_path: "/" }] }, { http: { listen: `127.0.0.1:${port}` } }),
+    ).rejects.toThrow(`http.listen: cannot listen on 127.0.0.1:${port}: the address is in use (another process listens there)`);
   });
 
   it("answers /healthz, /readyz and /metrics; other paths 404, other methods 405", async () => {
