@@ -16,8 +16,9 @@
 # _LOG_LEVEL, _KEYS_CACHE_DIR and _DECISION_LOG replace single settings (README, "Environment
 # variables"). The default policy.wasm is the one built here, /app/build/policy.wasm.
 #
-# No HEALTHCHECK: this version has no health endpoint (its one endpoint is gRPC Check).
-# The image has no OPA: `policy build`, `policy diff` and `policy test` run from a checkout.
+# HEALTHCHECK asks GET /readyz of the admin listener: set http.listen in service.yaml (without
+# it the container is reported unhealthy, saying so). The image has no OPA: `policy build`,
+# `policy diff` and `policy test` run from a checkout.
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 ARG GO_IMAGE=golang:1.26-bookworm
@@ -57,7 +58,10 @@ COPY policies policies
 COPY --from=packages /app/node_modules node_modules
 COPY --from=build /src/dist dist
 COPY --from=build /src/build build
+COPY deploy/docker/healthcheck.mjs deploy/docker/healthcheck.mjs
 USER 1000:1000
 EXPOSE 9292
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["node", "/app/deploy/docker/healthcheck.mjs"]
 ENTRYPOINT ["node", "/app/dist/cli/main.js"]
 CMD ["serve"]

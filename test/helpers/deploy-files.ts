@@ -238,6 +238,7 @@ export interface ComposeService {
   depends_on?: string[] | Record<string, { condition: string }>;
   read_only?: boolean;
   profiles?: string[];
+  healthcheck?: { disable?: boolean };
 }
 
 export interface Compose {

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { promisify } from "node:util";
@@ -14,7 +15,8 @@ import { contextRoutes, hostFile, mounts, readDocuments, service } from "../help
 // on this machine): the demo issuer's key maker as the `demo-issuer` service runs it, the
 // service on the compose configuration (its mounts mapped onto a temporary folder, listening
 // on loopback instead of the compose network), tokens from the `token` service's command,
-// and Checks shaped as Envoy sends them for the README's curl examples.
+// Checks shaped as Envoy sends them for the README's curl examples, and the image's
+// HEALTHCHECK script against it.
 
 const execFileAsync = promisify(execFile);
 
@@ -22,6 +24,29 @@ let dir: string;
 let volume: string;
 let served: ServedProcess;
 let target: string;
+let configFile: string;
+const HEALTHCHECK = join(PACKAGE_ROOT, "deploy", "docker", "healthcheck.mjs");
+
+/** A TCP port free on loopback now (for http.listen, which takes no override). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The image's HEALTHCHECK command, with SCITOKENS_AUTHZ_CONFIG as given. */
+async function healthcheck(config: string | undefined): Promise<{ code: number; stdout: string }> {
+  const env = { ...process.env, [CONFIG_VARIABLE]: config ?? "" };
+  try {
+    const { stdout } = await execFileAsync(process.execPath, [HEALTHCHECK], { env });
+    return { code: 0, stdout };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? "" };
+  }
+}
 
 /** A command of a compose service, its container paths replaced by the host paths they map to here. */
 function hostCommand(name: string, words: readonly string[]): string[] {
@@ -65,13 +90,16 @@ beforeAll(async () => {
   const configMount = mounts(authz).find((m) => config.startsWith(`${m.target}/`))!;
   const etc = join(dir, "etc");
   await mkdir(etc);
+  // The admin listener is inside the container on 127.0.0.1:9090: here on a free port.
+  const adminPort = await freePort();
   for (const f of await readdir(configMount.source)) {
-    let text = await readFile(join(configMount.source, f), "utf8");
+    let text = (await readFile(join(configMount.source, f), "utf8")).replaceAll('"127.0.0.1:9090"', `"127.0.0.1:${adminPort}"`);
     for (const m of mounts(authz).filter((m) => !m.bind)) text = text.replaceAll(m.target, volume);
     await writeFile(join(etc, f), text);
   }
+  configFile = join(etc, posix.relative(configMount.target, config));
   await node(hostCommand("demo-issuer", service("demo-issuer").entrypoint!).slice(1));
-  served = spawnServe(["--config", join(etc, posix.relative(configMount.target, config)), "--listen", "127.0.0.1:0"]);
+  served = spawnServe(["--config", configFile, "--listen", "127.0.0.1:0"]);
   const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
   target = `127.0.0.1:${port}`;
 });
@@ -109,5 +137,32 @@ describe("the compose demo, without containers", () => {
   it("a token of another issuer is refused: 401", async () => {
     const token = await mint("--scope", "read:/data", "--issuer", "https://elsewhere.example");
     expect(await curl("GET", "/protected/data/hello.txt", token)).toEqual({ allowed: false, status: 401, reason: "issuer_untrusted" });
+  });
+
+  it("the image's HEALTHCHECK finds the admin listener in the configuration and gets 200 from /readyz", async () => {
+    const run = await healthcheck(configFile);
+    expect(run).toEqual({ code: 0, stdout: expect.stringMatching(/\/readyz: 200\n$/) });
+  });
+
+  it.each([
+    { what: "a configuration without http.listen", config: "no-admin", says: /no health endpoint: .* sets no http\.listen/ },
+    { what: "no SCITOKENS_AUTHZ_CONFIG", config: undefined, says: /SCITOKENS_AUTHZ_CONFIG is not set/ },
+  ])("the HEALTHCHECK fails, saying why, with $what", async ({ config, says }) => {
+    let file: string | undefined;
+    if (config !== undefined) {
+      file = join(dir, "etc", `${config}.yaml`);
+      const text = await readFile(configFile, "utf8");
+      await writeFile(file, text.replace(/^http:\n(?:[ #].*\n)*/m, ""));
+    }
+    const run = await healthcheck(file);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(says);
+  });
+
+  it("the HEALTHCHECK fails once the service has stopped: no answer", async () => {
+    await served.stop();
+    const run = await healthcheck(configFile);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/no answer from http:\/\/127\.0\.0\.1:\d+\/readyz/);
   });
 });

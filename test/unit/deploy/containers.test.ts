@@ -152,6 +152,17 @@ describe("Dockerfile", () => {
     expect(copies().some((c) => c.stage === final() && c.from === "opa")).toBe(false);
   });
 
+  it("its HEALTHCHECK runs the health check script, copied where the script finds dist/ beside it", () => {
+    const check = inFinal("HEALTHCHECK").map((i) => i.args);
+    expect(check).toHaveLength(1);
+    const command = JSON.parse(check[0]!.slice(check[0]!.indexOf("CMD") + "CMD".length)) as string[];
+    expect(command).toEqual(["node", "/app/deploy/docker/healthcheck.mjs"]);
+    expect(copies().filter((c) => c.stage === final() && c.from === null && c.sources.includes("deploy/docker/healthcheck.mjs"))).toEqual([
+      { stage: final(), from: null, sources: ["deploy/docker/healthcheck.mjs"], dest: "deploy/docker/healthcheck.mjs" },
+    ]);
+    expect(readFileSync(join(PACKAGE_ROOT, "deploy", "docker", "healthcheck.mjs"), "utf8")).toContain('from "../../dist/config/index.js"');
+  });
+
   it("runs as a numeric user other than root (so Kubernetes' runAsNonRoot can check it)", () => {
     const users = inFinal("USER").map((i) => i.args);
     expect(users).toHaveLength(1);
@@ -279,6 +290,12 @@ describe("deploy/compose/docker-compose.yml", () => {
     expect(config.listen).toEqual({ host: "0.0.0.0", port: 9292 });
     const { data } = authzData();
     expect([...data.issuers.keys()]).toEqual(["https://issuer.demo.example"]);
+  });
+
+  it("Envoy waits for the service's HEALTHCHECK, which asks the admin listener the configuration sets, inside the container", () => {
+    expect(authzConfig().httpListen).toEqual({ host: "127.0.0.1", port: 9090 });
+    expect(service("envoy").depends_on).toMatchObject({ authz: { condition: "service_healthy" } });
+    expect(service("authz").healthcheck).toBeUndefined();
   });
 
   it("every route Envoy's context_extensions name is a route section of the data", () => {

@@ -222,6 +222,14 @@ describe.each(SETUPS)("%s/", (setup) => {
     expect(config.watchPolicy).toBe(true);
   });
 
+  it("scitokens-authz is probed on its admin listener (http.listen): ready at /readyz, alive at /healthz", () => {
+    const { c, config } = authzConfig(setup);
+    expect(config.httpListen).toEqual({ host: "0.0.0.0", port: 9090 });
+    expect(containerPort(c, "admin")).toBe(config.httpListen!.port);
+    expect(c.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: "admin" });
+    expect(c.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "admin" });
+  });
+
   it("the scitokens-authz image is the version of package.json", () => {
     const images = pods(setup)
       .filter(({ c }) => c.name === AUTHZ_CONTAINER)
@@ -281,9 +289,9 @@ describe("sidecar/: Envoy, the service and the storage in one pod", () => {
     for (const route of routes) expect([...data.routes.keys()]).toContain(route);
   });
 
-  it("neither the service nor the storage declares a port: only Envoy's is reachable from outside the pod", () => {
-    expect(container(AUTHZ_CONTAINER).ports).toBeUndefined();
+  it("the storage declares no port and the service only its admin port: gRPC stays on the pod's loopback", () => {
     expect(container("webdav").ports).toBeUndefined();
+    expect(container(AUTHZ_CONTAINER).ports?.map((p) => p.name)).toEqual(["admin"]);
   });
 });
 
