@@ -230,6 +230,18 @@ describe.each(SETUPS)("%s/", (setup) => {
     expect(c.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "admin" });
   });
 
+  it("the storage's nginx.conf is deploy/compose/webdav.conf (tried with nginx) but for its listen address and comments", () => {
+    const d = deployments(setup).find((x) => x.metadata.name === "storage")!;
+    const webdav = d.spec.template.spec.containers.find((c) => c.name === "webdav")!;
+    const directives = (conf: string) =>
+      conf
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l !== "" && !l.startsWith("#") && !l.startsWith("listen "));
+    const compose = readFileSync(join(DEPLOY, "compose", "webdav.conf"), "utf8");
+    expect(directives(readInPod(setup, d, webdav, "/etc/nginx/nginx.conf"))).toEqual(directives(compose));
+  });
+
   it("the scitokens-authz image is the version of package.json", () => {
     const images = pods(setup)
       .filter(({ c }) => c.name === AUTHZ_CONTAINER)
