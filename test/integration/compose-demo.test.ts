@@ -134,6 +134,16 @@ describe("the compose demo, without containers", () => {
     expect(await curl(method, "/protected/data/hello.txt", token)).toEqual(expected);
   });
 
+  it("a PUT that only storage.create grants reaches the storage with If-None-Match: *, which webdav.conf enforces", async () => {
+    const token = await mint("--scope", "storage.create:/data");
+    const request = buildCheckRequest({ target, method: "PUT", path: "/protected/data/new.txt", host: "127.0.0.1:8080", token, route: "webdav" });
+    const response = await sendCheck(target, request);
+    const set = (response.okResponse?.headers ?? []).map((h) => [h.header?.key, h.header?.value]);
+    expect(set).toContainEqual(["if-none-match", "*"]);
+    const nginx = await readFile(hostFile(service("webdav"), "/etc/nginx/nginx.conf"), "utf8");
+    expect(nginx).toMatch(/if \(\$put_over_existing = "PIE"\) \{\s*return 412;/);
+  });
+
   it("a token of another issuer is refused: 401", async () => {
     const token = await mint("--scope", "read:/data", "--issuer", "https://elsewhere.example");
     expect(await curl("GET", "/protected/data/hello.txt", token)).toEqual({ allowed: false, status: 401, reason: "issuer_untrusted" });
