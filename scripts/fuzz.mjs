@@ -15,12 +15,16 @@
 // Nothing is written into the checkout: the targets are transpiled, and the seeds copied,
 // into a temporary directory, where libFuzzer also writes new inputs and crash files.
 // A finding exits 1 and prints each crashing input (as JSON and base64) and the command
-// that replays it. Needs dist/ (npm run build).
+// that replays it. Needs dist/ (npm run build). On a Node older than package.json's engines
+// it runs with the pinned Node 24 instead (scripts/node-runtime.mjs).
 import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { useSupportedNode } from "./node-runtime.mjs";
+
+await useSupportedNode();
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const fuzzDir = join(root, "test", "fuzz");

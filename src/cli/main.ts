@@ -149,7 +149,7 @@ async function main(argv: string[]): Promise<number> {
     case "version":
     case "--version": {
       const pkg = JSON.parse(readFileSync(resolve(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
-      process.stdout.write(`scitokens-authz ${pkg.version}\n`);
+      process.stdout.write(`scitokens-authz ${pkg.version} (Node ${process.versions.node})\n`);
       return 0;
     }
     case undefined:
