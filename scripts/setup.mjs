@@ -14,7 +14,7 @@
 // whatever Node the machine has.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NODE_FLOOR, toolsNodeBin, useSupportedNode } from "./node-runtime.mjs";
@@ -224,6 +224,12 @@ function compileTypeScript() {
   say("compiling TypeScript (tsc)");
   const started = Date.now();
   run(join(root, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.json"]);
+  // Commands run by their #! line (package.json's "bin", through npx) need the executable
+  // bit, which tsc 7 does not set.
+  const cli = join(root, "dist", "cli");
+  for (const file of readdirSync(cli).filter((f) => f.endsWith(".js"))) {
+    if (readFileSync(join(cli, file)).subarray(0, 2).toString() === "#!") chmodSync(join(cli, file), 0o755);
+  }
   writeFileSync(stamp, "");
   // Date the stamp at the start of the compile: a source edited during it is seen next time.
   utimesSync(stamp, new Date(started), new Date(started));

@@ -47,10 +47,11 @@ const pinnedInstalled =
 const older = pinnedInstalled ? olderNodeOnPath() : undefined;
 
 describe("the Node runtime", () => {
-  it("package.json, the README and the pinned Node agree: Node >= 22.12, Node 24 installed where older", () => {
+  it("package.json, the README and the pinned Node agree: Node >= 22.12, Node 24 installed where older, types of the floor", () => {
     expect(pkg.engines.node).toBe(`>=${FLOOR.join(".")}`);
     expect(readFileSync(join(PACKAGE_ROOT, "README.md"), "utf8")).toContain(`Node.js ≥ ${FLOOR.join(".")}`);
     expect(pkg.config.nodeVersion).toMatch(/^24\.\d+\.\d+$/);
+    expect(pkg.devDependencies["@types/node"]).toMatch(new RegExp(`^\\^${FLOOR[0]}\\.`));
   });
 
   it("runs the tests on a supported Node", () => {
