@@ -14,14 +14,16 @@ import { type DevIssuer, demoDataFor, mintToken, startDevIssuer } from "../dev-i
 import { createLogger } from "../observability/logger.js";
 import { type RunningService, startService } from "../server/service.js";
 
+const DEV_ISSUER = { host: "127.0.0.1", port: 8484, path: "/dev" } as const;
+
 /** The embedded default (no --config): the demo policy and its development issuer. */
 export const DEMO = {
   listen: "127.0.0.1:9292",
-  issuerHost: "127.0.0.1",
-  issuerPort: 8484,
-  issuerPath: "/dev",
+  issuerHost: DEV_ISSUER.host,
+  issuerPort: DEV_ISSUER.port,
+  issuerPath: DEV_ISSUER.path,
   /** The issuer policies/demo.yaml trusts: the development issuer at its default address. */
-  issuer: "http://127.0.0.1:8484/dev",
+  issuer: `http://${DEV_ISSUER.host}:${DEV_ISSUER.port}${DEV_ISSUER.path}`,
   audience: "https://storage.example.org",
   stateFile: resolve(PACKAGE_ROOT, ".state", "dev-issuer.json"),
 } as const;

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
+import { DEMO } from "../../../src/cli/serve.js";
 import { parseAuthzData } from "../../../src/config/authz-data.js";
 import { parseYamlText } from "../../../src/config/read-yaml.js";
 import { DEMO_DATA_FILE } from "../../../src/config/service-config.js";
@@ -7,11 +8,11 @@ import { demoDataFor } from "../../../src/dev-issuer/demo-data.js";
 
 // serve --dev-issuer-port: the demo data must trust the development issuer where it runs.
 
-const DEFAULT = "http://127.0.0.1:8484/dev";
+const DEFAULT = DEMO.issuer;
 const MOVED = "http://127.0.0.1:41234/dev";
 
 describe("demoDataFor", () => {
-  it("makes policies/demo.yaml trust the issuer at its new address, and only it", async () => {
+  it("makes policies/demo.yaml, which trusts the development issuer at its default address, trust it at its new one, and only it", async () => {
     const text = await readFile(DEMO_DATA_FILE, "utf8");
     const before = parseAuthzData(DEMO_DATA_FILE, parseYamlText(DEMO_DATA_FILE, text));
     const after = parseAuthzData(DEMO_DATA_FILE, parseYamlText(DEMO_DATA_FILE, demoDataFor(text, DEFAULT, MOVED)));
