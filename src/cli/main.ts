@@ -2,8 +2,11 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { status as Status } from "@grpc/grpc-js";
 import { ConfigError } from "../config/config-error.js";
+import { configFileFrom } from "../config/environment.js";
 import { PACKAGE_ROOT } from "../config/service-config.js";
+import type { CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import { buildCheckRequest, describeResponse, sendCheck } from "./check.js";
 import { explain } from "./explain.js";
 import { EXPLAIN_EXIT, explainExitCode, formatExplanationJson, formatExplanationText } from "./explain-report.js";
@@ -31,7 +34,8 @@ Usage:
       Mints a token with the running development issuer's key (start \`serve\` first).
   scitokens-authz check --path PATH [--method GET] [--token TOKEN] [--host HOST]
                         [--header NAME:VALUE]... [--route NAME] [--target HOST:PORT]
-      Sends one Envoy-shaped CheckRequest and prints the decision (exit 0 allowed, 1 denied).
+      Sends one Envoy-shaped CheckRequest and prints the decision (exit 0 allowed, 1 denied;
+      3 when no decision came: the service is down or answered with a gRPC error).
   scitokens-authz explain --path PATH [--method GET] [--token TOKEN | --token-file FILE | --no-token]
                           [--route NAME] [--destination URI] [--host HOST] [--header NAME:VALUE]...
                           [--config FILE] [--json]
@@ -42,9 +46,11 @@ Usage:
       is fetched: the signature is verified only with keys on disk (a jwks_file, or the
       keys.cache_dir cache), else it is reported NOT verified and the decision assumes it
       is valid. The token is never printed. Exit 0 allowed, 1 denied, 2 bad input or config.
-  scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE] [--json]
+  scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE]
+                              [--policy-dir DIR] [--json]
       Re-evaluates a decision log or decision table under two policies (git revisions or
-      folders) and prints the decisions that change; offline. Exit 0 none, 1 some, 2 bad input.
+      folders; the policy folder is --policy-dir, default policies/, of each) and prints
+      the decisions that change; offline. Exit 0 none, 1 some, 2 bad input.
   scitokens-authz policy test [DIR] [--data FILE] [--tables GLOB|FILE]... [--json]
       Runs decision tables (default DIR/*.tests.yaml) against the policy in DIR (default
       policies/) with its data (--data, else DIR/data.yaml, else DIR/demo.yaml); offline.
@@ -60,6 +66,18 @@ Usage:
 
 class UsageError extends Error {}
 
+/** `check`'s exit codes: a decision (allowed, denied), or none (the service could not be asked). */
+const CHECK_EXIT = { allowed: 0, denied: 1, noDecision: 3 } as const;
+
+/** A gRPC failure in one line: the status name and what grpc-js says, e.g. UNAVAILABLE (connection refused). */
+function grpcFailure(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  const details = (error as { details?: unknown }).details;
+  const name = typeof code === "number" ? (Status[code] ?? `status ${code}`) : null;
+  const text = typeof details === "string" && details !== "" ? details : error instanceof Error ? error.message : String(error);
+  return name !== null ? `${name} (${text})` : text;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -69,12 +87,12 @@ async function main(argv: string[]): Promise<number> {
         options: { config: { type: "string" }, listen: { type: "string" }, "dev-issuer-port": { type: "string" }, state: { type: "string" } },
         strict: true,
       });
-      await serve({ config: values.config, listen: values.listen, devIssuerPort: values["dev-issuer-port"], stateFile: values.state });
+      await serve({ config: configFileFrom(values.config), listen: values.listen, devIssuerPort: values["dev-issuer-port"], stateFile: values.state });
       return 0;
     }
     case "validate": {
       const { values } = parseArgs({ args: rest, options: { config: { type: "string" }, json: { type: "boolean", default: false } }, strict: true });
-      const report = await validateConfig(values.config);
+      const report = await validateConfig(configFileFrom(values.config));
       process.stdout.write(values.json ? formatValidationJson(report) : formatValidationText(report));
       return report.ok ? VALIDATE_EXIT.valid : VALIDATE_EXIT.invalid;
     }
@@ -144,9 +162,16 @@ async function main(argv: string[]): Promise<number> {
         headers,
         route: values.route,
       });
-      const response = await sendCheck(values.target, request);
+      let response: CheckResponse;
+      try {
+        response = await sendCheck(values.target, request);
+      } catch (error) {
+        // The service could not be asked: not a decision (exit 3, not 1).
+        process.stderr.write(`scitokens-authz check: no decision from ${values.target}: ${grpcFailure(error)}\n`);
+        return CHECK_EXIT.noDecision;
+      }
       process.stdout.write(`${describeResponse(response)}\n`);
-      return response.status?.code === 0 ? 0 : 1;
+      return response.status?.code === 0 ? CHECK_EXIT.allowed : CHECK_EXIT.denied;
     }
     case "explain":
       return runExplain(rest);
@@ -206,7 +231,7 @@ async function runExplain(args: string[]): Promise<number> {
     }
     const token = await findToken({ token: values.token, tokenFile: values["token-file"], none: values["no-token"] });
     const explanation = await explain({
-      configFile: values.config,
+      configFile: configFileFrom(values.config),
       token,
       request: {
         method: values.method,
@@ -236,7 +261,7 @@ main(process.argv.slice(2)).then(
     if (error instanceof ConfigError) {
       process.stderr.write(`scitokens-authz: configuration error: ${error.message}\n`);
       process.exitCode = 2;
-    } else if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    } else if (error instanceof UsageError || String((error as { code?: unknown }).code ?? "").startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`scitokens-authz: ${(error as Error).message}\n\n${USAGE}`);
       process.exitCode = 64;
     } else {

@@ -44,6 +44,8 @@ export interface DiffOptions {
   readonly head: string;
   readonly requests: string;
   readonly data?: string | undefined;
+  /** The policy folder relative to each side's root (default `policies`). */
+  readonly policyDir?: string | undefined;
 }
 
 /**
@@ -58,7 +60,11 @@ export async function policyDiff(options: DiffOptions): Promise<DiffReport> {
   try {
     const data = options.data ?? DEFAULT_DATA;
     // Both sides settle before the work folder is removed, even when one fails.
-    const sides = await Promise.allSettled([loadPolicySide(options.base, data, join(work, "base")), loadPolicySide(options.head, data, join(work, "head"))]);
+    const policyDir = options.policyDir ?? "policies";
+    const sides = await Promise.allSettled([
+      loadPolicySide(options.base, data, join(work, "base"), policyDir),
+      loadPolicySide(options.head, data, join(work, "head"), policyDir),
+    ]);
     const failed = sides.find((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failed) throw failed.reason;
     const [base, head] = sides.map((s) => (s as PromiseFulfilledResult<PolicySide>).value) as [PolicySide, PolicySide];
@@ -146,7 +152,7 @@ export function diffExitCode(report: DiffReport): number {
   return report.changed > 0 || report.unmetExpectations.length > 0 ? DIFF_EXIT.changed : DIFF_EXIT.unchanged;
 }
 
-const POLICY_USAGE = "usage: scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE] [--json]";
+const POLICY_USAGE = "usage: scitokens-authz policy diff --base REV|DIR --head REV|DIR --requests FILE [--data FILE] [--policy-dir DIR] [--json]";
 
 /** `scitokens-authz policy …`: parses its own options; returns the exit code (2 on bad input). */
 export async function policyCommand(
@@ -171,12 +177,13 @@ export async function policyCommand(
         head: { type: "string" },
         requests: { type: "string" },
         data: { type: "string" },
+        "policy-dir": { type: "string" },
         json: { type: "boolean", default: false },
       },
       strict: true,
     });
     for (const required of ["base", "head", "requests"] as const) if (values[required] === undefined) throw new DiffInputError(`--${required} is required`);
-    const report = await policyDiff({ base: values.base!, head: values.head!, requests: values.requests!, data: values.data });
+    const report = await policyDiff({ base: values.base!, head: values.head!, requests: values.requests!, data: values.data, policyDir: values["policy-dir"] });
     out.write(values.json ? formatDiffJson(report) : formatDiffText(report));
     return diffExitCode(report);
   } catch (error) {

@@ -43,10 +43,10 @@ export interface PolicySide {
  * folder holding `policies/`, or the policy folder's parent. The Rego (tests left out) is
  * compiled into `work` with the pinned OPA as setup does, then loaded with the data.
  */
-export async function loadPolicySide(spec: string, dataPath: string, work: string): Promise<PolicySide> {
+export async function loadPolicySide(spec: string, dataPath: string, work: string, policyDir: string = POLICY_DIR): Promise<PolicySide> {
   await mkdir(work, { recursive: true });
   const folder = await isFolder(spec);
-  const { regoFiles, dataFile, dataName, commit } = folder ? await fromFolder(spec, dataPath) : await fromRevision(spec, dataPath, work);
+  const { regoFiles, dataFile, dataName, commit } = folder ? await fromFolder(spec, dataPath, policyDir) : await fromRevision(spec, dataPath, work, policyDir);
   if (regoFiles.length === 0) throw new DiffInputError(`${spec}: no policy (*.rego) found`);
   let data: AuthzData;
   try {
@@ -84,9 +84,9 @@ interface SideFiles {
   readonly commit: string | null;
 }
 
-async function fromFolder(spec: string, dataPath: string): Promise<SideFiles> {
+async function fromFolder(spec: string, dataPath: string, policyFolder: string): Promise<SideFiles> {
   const absolute = resolve(spec);
-  const nested = join(absolute, POLICY_DIR);
+  const nested = join(absolute, policyFolder);
   const policyDir = existsSync(nested) ? nested : absolute;
   const root = policyDir === nested ? absolute : dirname(absolute);
   const names = (await readdir(policyDir)).filter(isRego).sort();
@@ -99,7 +99,7 @@ async function git(args: readonly string[], cwd?: string): Promise<string> {
   return stdout;
 }
 
-async function fromRevision(spec: string, dataPath: string, work: string): Promise<SideFiles> {
+async function fromRevision(spec: string, dataPath: string, work: string, policyFolder: string): Promise<SideFiles> {
   let commit: string;
   let top: string;
   try {
@@ -109,9 +109,11 @@ async function fromRevision(spec: string, dataPath: string, work: string): Promi
     throw new DiffInputError(`${spec}: neither a folder nor a git revision of the repository here`);
   }
   const tree = join(work, "tree");
-  const listed = (await git(["ls-tree", "--name-only", commit, `${POLICY_DIR}/`], top)).split("\n").filter((p) => isRego(p));
+  const folder = normalize(policyFolder).replace(/\/+$/, "");
+  if (isAbsolute(folder) || folder.startsWith("..")) throw new DiffInputError(`--policy-dir ${policyFolder}: expected a folder inside the repository`);
+  const listed = (await git(["ls-tree", "--name-only", commit, `${folder}/`], top)).split("\n").filter((p) => isRego(p));
   const regoFiles: string[] = [];
-  await mkdir(join(tree, POLICY_DIR), { recursive: true });
+  await mkdir(join(tree, folder), { recursive: true });
   for (const path of listed) {
     const target = join(tree, path);
     await writeFile(target, await git(["show", `${commit}:${path}`], top));
@@ -144,8 +146,10 @@ async function compile(spec: string, regoFiles: readonly string[], work: string)
       maxBuffer: MAX_GIT_OUTPUT,
     });
   } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new DiffInputError(`${spec}: the policy does not compile: ${stderr || (error as Error).message}`);
+    // OPA reports a compile error on stdout or stderr.
+    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+    const said = `${stderr ?? ""}\n${stdout ?? ""}`.trim();
+    throw new DiffInputError(`${spec}: the policy does not compile: ${said || (error as Error).message}`);
   }
   // Bundle members carry a leading "/" that tar strips (and mentions on stderr).
   await run("tar", ["-xzf", bundle, "-C", work, "/policy.wasm"]);

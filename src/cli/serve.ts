@@ -1,5 +1,7 @@
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
+import { format } from "node:util";
+import { setLogger } from "@grpc/grpc-js";
 import { ConfigError } from "../config/config-error.js";
 import {
   BUILT_POLICY_FILE,
@@ -78,6 +80,14 @@ export async function serve(options: ServeOptions): Promise<void> {
     config = { ...config, listen };
   }
   const logger = createLogger(config.logLevel);
+  // grpc-js reports some failures on stderr in its own format (e.g. "E No address added…"
+  // before a bind error the service states itself): keep them, as JSON log lines.
+  const grpcLog = logger.child({ component: "grpc-js" });
+  setLogger({
+    error: (...args: unknown[]) => grpcLog.warn(format(...args)),
+    info: (...args: unknown[]) => grpcLog.info(format(...args)),
+    debug: (...args: unknown[]) => grpcLog.debug(format(...args)),
+  });
   // SIGHUP reopens the decision log (rotation) and reloads the policy files (the reload
   // logs its outcome). One that arrives while the service starts is applied once it
   // listens, instead of ending the process.

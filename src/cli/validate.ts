@@ -10,10 +10,8 @@ import { readYamlFile } from "../config/read-yaml.js";
 import { BUILT_POLICY_FILE, DEMO_DATA_FILE, type PolicySource, type ServiceConfig, loadServiceConfig, parseServiceConfig } from "../config/service-config.js";
 import { type PolicyInput, type PolicyToken, buildPolicyInput } from "../envoy/policy-input.js";
 import { ENTRYPOINT, PolicyEngine } from "../policy/engine.js";
+import { checkJwksFile } from "../token/keys/check-jwks-file.js";
 import { KEY_STORE_DEFAULTS, KeyStore } from "../token/keys/index.js";
-import { KeySourceError } from "../token/keys/key-source-error.js";
-import { prepareKeySet } from "../token/keys/prepared-key-set.js";
-import { readJwksFile } from "../token/keys/read-jwks-file.js";
 import { DEMO } from "./serve.js";
 
 /** The name `serve` gives the configuration used without --config. */
@@ -331,32 +329,6 @@ function keyStoreProblems(data: AuthzData): ValidationProblem[] {
 }
 
 /**
- * Reads a `jwks_file` as the key store does and prepares its keys. Resolves with the
- * number of usable keys, or with what is wrong. `serve` would start anyway and deny the
- * issuer's tokens `key_unavailable`; for a reviewer that is a problem.
- */
-async function checkJwksFile(file: string, maxBytes: number): Promise<number | string> {
-  let document: Record<string, unknown>;
-  try {
-    document = await readJwksFile(file, maxBytes);
-  } catch (error) {
-    const code = ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code;
-    if (code === "ENOENT") return `expected a JWKS file, found nothing at ${file}`;
-    return `expected a JWKS (a JSON object with a "keys" array) in ${file}, found: ${withoutPrefix(messageOf(error), file)}`;
-  }
-  const skipped: string[] = [];
-  try {
-    const keys = await prepareKeySet(document, (reason) => skipped.push(reason));
-    if (keys.jwks.keys.length > 0) return keys.jwks.keys.length;
-  } catch (error) {
-    if (!(error instanceof KeySourceError)) throw error;
-    return `expected a JWKS (a JSON object with a "keys" array) in ${file}, found: ${error.message}`;
-  }
-  const why = skipped.length === 0 ? "an empty keys array" : skipped.slice(0, 3).join("; ") + (skipped.length > 3 ? `; and ${skipped.length - 3} more` : "");
-  return `expected at least one usable public signing key in ${file}, found none (${why})`;
-}
-
-/**
  * Why the key store could not use `dir` for its disk cache, or null. A missing folder
  * is fine when the service can create it (it does, mode 0700). Nothing is created here.
  */
@@ -490,10 +462,6 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-function withoutPrefix(message: string, file: string): string {
-  return message.startsWith(`${file}: `) ? message.slice(file.length + 2) : message;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -131,7 +131,7 @@ const routeSchema = z.strictObject({
   username_claim: usernameClaim.optional(),
 });
 
-const authzDataSchema = z.strictObject({
+export const authzDataSchema = z.strictObject({
   audiences: z.array(audience, { error: 'expected a list of audience strings (may be empty; "ANY" allowed)' }),
   issuers: z.array(issuerSchema).min(1, "expected at least one trusted issuer"),
   verbs: z.partialRecord(z.enum(PATH_AUTHZ), z.array(method)).optional(),

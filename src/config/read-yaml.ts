@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "./config-error.js";
+import { issueProblems } from "./issue-text.js";
 
 /** Formats a zod issue path the way operators write keys: `issuers[0].base_path`. */
 export function formatKey(path: readonly PropertyKey[]): string {
@@ -47,8 +48,8 @@ export function validate<S extends z.ZodType>(
   value: unknown,
   extra: ReadonlyArray<{ path: readonly PropertyKey[]; message: string }> = [],
 ): z.output<S> {
-  const result = schema.safeParse(value);
+  const result = schema.safeParse(value, { reportInput: true });
   if (result.success && extra.length === 0) return result.data;
-  const issues = [...(result.success ? [] : result.error.issues), ...extra];
+  const issues = [...(result.success ? [] : result.error.issues.flatMap((issue) => issueProblems(issue, schema))), ...extra];
   throw new ConfigError(file, [...new Set(issues.map((issue) => `${formatKey(issue.path)}: ${issue.message}`))]);
 }

@@ -5,6 +5,7 @@ import { BUNDLE_SIGNING_ALGORITHMS, type BundleSigningConfig } from "../bundle/s
 import { KEY_STORE_DEFAULTS } from "../token/keys/key-store.js";
 import { isFetchableUrl } from "./authz-data.js";
 import { ConfigError } from "./config-error.js";
+import { type Environment, applyEnvironment } from "./environment.js";
 import { readYamlFile, validate } from "./read-yaml.js";
 
 /** The repository root (dist/config/ or src/config/ are two levels below it). */
@@ -12,7 +13,7 @@ export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..
 export const DEMO_DATA_FILE = resolve(PACKAGE_ROOT, "policies", "demo.yaml");
 export const BUILT_POLICY_FILE = resolve(PACKAGE_ROOT, "build", "policy.wasm");
 
-const listen = z.string().transform((value, ctx) => {
+const listen = z.string({ error: 'expected "host:port" (port 0-65535; IPv6 as "[::1]:9292")' }).transform((value, ctx) => {
   const parsed = parseListen(value);
   if (!parsed) {
     ctx.addIssue({ code: "custom", message: `expected "host:port" (port 0-65535; IPv6 as "[::1]:9292"), got ${JSON.stringify(value)}` });
@@ -81,7 +82,7 @@ const bundleSchema = z.strictObject(
   },
 );
 
-const schema = z.strictObject({
+export const serviceConfigSchema = z.strictObject({
   grpc: z.strictObject({
     listen,
     max_request_bytes: positiveInt("the largest CheckRequest in bytes").default(DEFAULT_MAX_REQUEST_BYTES),
@@ -200,7 +201,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(file, ["(top level): expected a mapping with at least grpc.listen"]);
   }
-  const c = validate(file, schema, raw, policyCrossChecks(raw as Record<string, unknown>));
+  const c = validate(file, serviceConfigSchema, raw, policyCrossChecks(raw as Record<string, unknown>));
   const base = dirname(file);
   return Object.freeze({
     file,
@@ -224,7 +225,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
   });
 }
 
-type PolicySection = z.output<typeof schema>["policy"];
+type PolicySection = z.output<typeof serviceConfigSchema>["policy"];
 
 function policySource(policy: PolicySection, base: string): PolicySource {
   const bundle = policy.bundle;
@@ -295,7 +296,24 @@ function policyCrossChecks(raw: Record<string, unknown>): Array<{ path: Property
   return out;
 }
 
-export async function loadServiceConfig(file: string): Promise<ServiceConfig> {
+/**
+ * Reads and validates a service configuration file, with the environment's overrides
+ * (`ENVIRONMENT_OVERRIDES`) applied; a problem with an overridden key names its variable.
+ */
+export async function loadServiceConfig(file: string, env: Environment = process.env): Promise<ServiceConfig> {
   const absolute = resolve(file);
-  return parseServiceConfig(absolute, await readYamlFile(absolute));
+  const { raw, problems, applied } = applyEnvironment(await readYamlFile(absolute), env);
+  if (problems.length > 0) throw new ConfigError(absolute, problems);
+  try {
+    return parseServiceConfig(absolute, raw);
+  } catch (error) {
+    if (!(error instanceof ConfigError) || applied.size === 0) throw error;
+    throw new ConfigError(
+      error.file,
+      error.problems.map((problem) => {
+        const variable = [...applied].find(([key]) => problem.startsWith(`${key}: `))?.[1];
+        return variable !== undefined ? `${problem} (from ${variable})` : problem;
+      }),
+    );
+  }
 }

@@ -7,6 +7,7 @@ import { Authorizer } from "../decision/authorizer.js";
 import { type PolicyToken, buildPolicyInput } from "../envoy/index.js";
 import type { DecisionEvent, DecisionLog } from "../observability/decision-log.js";
 import { PolicyEngine } from "../policy/engine.js";
+import { checkJwksFile } from "../token/keys/check-jwks-file.js";
 import { type IssuerKeySource, KeyStore } from "../token/keys/index.js";
 import { TokenVerifier } from "../token/verify.js";
 
@@ -96,6 +97,7 @@ export async function loadGeneration(
   const { data, revision } = snapshot;
   const engine = await PolicyEngine.fromBytes(snapshot.wasmName, snapshot.wasm, data.policyData);
   smokeCheck(engine, data, snapshot.wasmName);
+  await checkKeyFiles(data, config.keys.maxResponseBytes);
 
   const sources = keySources(data);
   const spelling = JSON.stringify([...sources].sort((a, b) => (a.issuer < b.issuer ? -1 : a.issuer > b.issuer ? 1 : 0)));
@@ -160,6 +162,24 @@ export async function loadGeneration(
 export async function rereadKeyFiles(generation: Generation): Promise<void> {
   const issuers = [...generation.data.issuers.values()].filter((issuer) => issuer.jwksFile !== undefined);
   await Promise.all(issuers.map((issuer) => generation.keys.store.refresh(issuer.issuer).catch(() => undefined)));
+}
+
+/**
+ * Every issuer's static key file (`jwks_file`) must hold a usable key, as `validate`
+ * checks: a missing or broken one stops the start-up (and refuses a reload) rather than
+ * deny every token of its issuer `key_unavailable`.
+ */
+async function checkKeyFiles(data: AuthzData, maxBytes: number): Promise<void> {
+  const problems: string[] = [];
+  let index = 0;
+  for (const issuer of data.issuers.values()) {
+    if (issuer.jwksFile !== undefined) {
+      const result = await checkJwksFile(issuer.jwksFile, maxBytes);
+      if (typeof result === "string") problems.push(`issuers[${index}].jwks_file: ${result}`);
+    }
+    index++;
+  }
+  if (problems.length > 0) throw new ConfigError(data.file, problems);
 }
 
 /** Where each trusted issuer's keys come from, in the data's order. */

@@ -49,6 +49,20 @@ export interface RunningService {
 
 export type { ReloadEvent } from "./live-policy.js";
 
+/** Why the gRPC address cannot be used, as a configuration error of `grpc.listen` (exit 2). */
+function listenError(config: ServiceConfig, error: unknown): unknown {
+  const message = error instanceof Error ? error.message : String(error);
+  const address = `${config.listen.host}:${config.listen.port}`;
+  const why = /EADDRINUSE/.test(message)
+    ? "the address is in use (another process listens there)"
+    : /EACCES/.test(message)
+      ? "permission denied (ports below 1024 need privileges)"
+      : /EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(message)
+        ? "no interface of this machine has that address"
+        : null;
+  return why === null ? error : new ConfigError(config.file, [`grpc.listen: cannot listen on ${address}: ${why}`]);
+}
+
 /**
  * The composition root: loads and validates the authorization data and the compiled
  * policy (both before listening, so a bad file never serves), prepares key sets, then
@@ -99,7 +113,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     downloader?.close();
     await policy.close();
     await decisionLog?.close();
-    throw error;
+    throw listenError(config, error);
   }
   const activate = async (trigger: string) => {
     const event = await policy.reload(trigger);

@@ -71,7 +71,7 @@ describe("scitokens-authz serve --config", () => {
     {
       name: "a misspelt key",
       data: { audiences: [], issuer: [] },
-      expected: [/issuers: /, /Unrecognized key.*"issuer"/],
+      expected: [/issuers: required: /, /issuer: unknown key; did you mean "issuers"\?/],
     },
     {
       name: "an HMAC algorithm",
@@ -97,6 +97,33 @@ describe("scitokens-authz serve --config", () => {
     expect(stderr).toContain(`${file}: 2 problems`);
     expect(stderr).toMatch(/grpc\.listen: expected "host:port"/);
     expect(stderr).toMatch(/tokens\.leeway_seconds: expected the clock-skew leeway in seconds, not negative/);
+  });
+
+  it("exits 2 with one line when its port is in use (another process listens there)", async () => {
+    const config = await writeConfig("first", { audiences: ["https://storage.example.org"], issuers: [{ issuer: issuer.issuer, base_path: "/data" }] });
+    served = spawnServe(["--config", config]);
+    const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
+    const result = await run(process.execPath, [CLI, "serve", "--config", config, "--listen", `127.0.0.1:${port}`]).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect((result as { code: number }).code).toBe(2);
+    expect((result as { stderr: string }).stderr).toBe(
+      `scitokens-authz: configuration error: ${config}: grpc.listen: cannot listen on 127.0.0.1:${port}: the address is in use (another process listens there)\n`,
+    );
+  });
+
+  it("check without a service to ask: a message and exit 3, not a decision", async () => {
+    const config = await writeConfig("gone", { audiences: ["https://storage.example.org"], issuers: [{ issuer: issuer.issuer, base_path: "/data" }] });
+    served = spawnServe(["--config", config]);
+    const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
+    expect(await served.stop()).toBe(0);
+    const result = await run(process.execPath, [CLI, "check", "--target", `127.0.0.1:${port}`, "--path", "/data/x"]).catch(
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(result).toMatchObject({ code: 3, stdout: "" });
+    expect((result as { stderr: string }).stderr).toMatch(
+      new RegExp(`^scitokens-authz check: no decision from 127\\.0\\.0\\.1:${port}: UNAVAILABLE \\(.*ECONNREFUSED`),
+    );
   });
 
   it("refuses a missing config file", async () => {

@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/config/config-error.js";
 import { type TestKey, jwksOf, makeKey } from "../helpers/keys.js";
 import { type CannedResponse, type OidcServer, type OidcServerOptions, startOidcServer } from "../helpers/oidc-server.js";
 import { type TestService, responseHeader, startTestService, testClock } from "../helpers/service.js";
@@ -207,10 +208,21 @@ describe("jwks_file (air-gapped sites)", () => {
     expect(issuer.requests).toEqual([]);
   });
 
-  it("a missing file is key_unavailable, still without network traffic", async () => {
+  it.each([
+    ["missing", undefined, /issuers\[0\]\.jwks_file: expected a JWKS file, found nothing at .*\.json/],
+    [
+      "without a usable key",
+      JSON.stringify({ keys: [] }),
+      /issuers\[0\]\.jwks_file: expected at least one usable public signing key in .*, found none \(an empty keys array\)/,
+    ],
+    ["not JSON", "keys:", /issuers\[0\]\.jwks_file: expected a JWKS \(a JSON object with a "keys" array\)/],
+  ])("a key file %s stops the service before it listens, without network traffic", async (_name, content, expected) => {
     const issuer = await issuerServer({ keys: [keyA] });
-    const svc = await serviceFor([{ issuer: issuer.issuer, jwks_file: join(dir, "does-not-exist.json"), base_path: "/" }]);
-    expectDenied(await svc.check({ method: "GET", path: PATH, token: await mint(keyA, issuer.issuer) }), KEY_UNAVAILABLE);
+    const file = join(dir, `key-file-${randomUUID()}.json`);
+    if (content !== undefined) await writeFile(file, content);
+    const started = serviceFor([{ issuer: issuer.issuer, jwks_file: file, base_path: "/" }]);
+    await expect(started).rejects.toThrow(ConfigError);
+    await expect(started).rejects.toThrow(expected);
     expect(issuer.requests).toEqual([]);
   });
 });

@@ -97,9 +97,15 @@ describe("a broken change is refused and the last good generation goes on servin
       "a schema error (unknown key)",
       async (s) => s.replaceData({ ...dataFor([TEST_AUDIENCE, OTHER_AUDIENCE]), audience: [OTHER_AUDIENCE] }),
       "data",
-      /"audience"/,
+      /audience: unknown key; did you mean "audiences"\?/,
     ],
     ["no trusted issuer", (s) => s.replaceData({ audiences: [OTHER_AUDIENCE], issuers: [] }), "data", /issuers: expected at least one trusted issuer/],
+    [
+      "an issuer's key file missing",
+      (s) => s.replaceData({ audiences: [OTHER_AUDIENCE], issuers: [{ issuer: issuer.issuer, base_path: "/data", jwks_file: "gone.jwks.json" }] }),
+      "data",
+      /issuers\[0\]\.jwks_file: expected a JWKS file, found nothing at .*gone\.jwks\.json/,
+    ],
     ["the data file removed", (s) => rm(s.dataFile), "data", /does not exist/],
     ["garbage WASM", (s) => s.replaceBundle("\0asm garbage"), "bundle", /not a loadable OPA WebAssembly policy/],
     [

@@ -126,7 +126,8 @@ describe("policy test through the built CLI", () => {
         await writeFile(join(broken, "site.rego"), "package scitokens.site\n\ndeny contains x if {\n");
         return [broken, "--data", join(PACKAGE_ROOT, "policies", "demo.yaml"), "--tables", join(FIXTURES, "demo.tests.yaml")];
       },
-      /does not compile/,
+      // OPA's own reason, with the file and line (OPA prints it on stdout).
+      /does not compile: .*site\.rego:4: rego_parse_error: unexpected eof token/s,
     ],
     ["an unknown option", async () => ["--table", "x.yaml"], /Unknown option/],
   ])("exits 2 on bad input: %s", async (_name, args, message) => {

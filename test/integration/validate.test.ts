@@ -162,7 +162,7 @@ describe("scitokens-authz validate: problems", () => {
     expect(result.code, result.stdout + result.stderr).toBe(2);
     const lines = result.stdout.trimEnd().split("\n");
     expect(lines).toEqual([
-      `${config}: tokens.leeway_seconds: expected the clock-skew leeway in seconds, not negative`,
+      `${config}: tokens.leeway_seconds: expected the clock-skew leeway in seconds, not negative, found -1`,
       expect.stringMatching(
         new RegExp(`^${escapeRegExp(join(folder, "data.yaml"))}: issuers\\[0\\]\\.base_path: expected an absolute path like "/data", got "a"`),
       ),
