@@ -1,4 +1,6 @@
-import { Metadata, credentials } from "@grpc/grpc-js";
+import { readFile } from "node:fs/promises";
+import { type ChannelCredentials, type ChannelOptions, Metadata, credentials } from "@grpc/grpc-js";
+import { ConfigError } from "../config/config-error.js";
 import { AuthorizationClient, type CheckRequest, type CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 
 export interface CheckOptions {
@@ -56,9 +58,55 @@ function CheckRequestOf(o: CheckOptions, headers: Record<string, string>): Check
   };
 }
 
-/** Sends one Check over plaintext gRPC. */
-export function sendCheck(target: string, request: CheckRequest, timeoutMs = 5000): Promise<CheckResponse> {
-  const client = new AuthorizationClient(target, credentials.createInsecure());
+/** How `check` reaches the service: plaintext, or TLS with these files (`--tls-*`). */
+export interface ClientTlsOptions {
+  /** CA certificates (PEM) trusted for the server's certificate; absent: the system's. */
+  readonly caFile?: string | undefined;
+  /** A client certificate chain and its key (PEM), for mutual TLS: both or neither. */
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
+  /** The name the server certificate must carry, when it is not the target's host. */
+  readonly serverName?: string | undefined;
+}
+
+/** The channel for `check`: TLS when any `--tls-*` option is given, else plaintext. */
+export interface CheckChannel {
+  readonly credentials: ChannelCredentials;
+  readonly options: ChannelOptions;
+}
+
+const PLAINTEXT: CheckChannel = { credentials: credentials.createInsecure(), options: {} };
+
+/** Reads the `--tls-*` files (a missing or unreadable one is a ConfigError naming the option). */
+export async function checkChannel(tls: ClientTlsOptions = {}): Promise<CheckChannel> {
+  const { caFile, certFile, keyFile, serverName } = tls;
+  if (caFile === undefined && certFile === undefined && serverName === undefined) return PLAINTEXT;
+  const read = async (file: string | undefined, option: string, what: string): Promise<Buffer | null> => {
+    if (file === undefined) return null;
+    try {
+      return await readFile(file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new ConfigError(option, [`expected ${what}, ${code === "ENOENT" ? `found nothing at ${file}` : `cannot read ${file} (${code ?? String(error)})`}`]);
+    }
+  };
+  const [ca, cert, key] = await Promise.all([
+    read(caFile, "--tls-ca", "CA certificates (PEM)"),
+    read(certFile, "--tls-cert", "a client certificate chain (PEM)"),
+    read(keyFile, "--tls-key", "the client certificate's private key (PEM)"),
+  ]);
+  return {
+    credentials: credentials.createSsl(ca, key, cert),
+    options: serverName !== undefined ? { "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName } : {},
+  };
+}
+
+/**
+ * Sends one Check; `target` is "host:port" or "unix:/path/to.sock". Over plaintext gRPC
+ * unless `channel` says otherwise (see {@link checkChannel}).
+ */
+export function sendCheck(target: string, request: CheckRequest, timeoutMs = 5000, channel: CheckChannel = PLAINTEXT): Promise<CheckResponse> {
+  const client = new AuthorizationClient(target, channel.credentials, channel.options);
   return new Promise<CheckResponse>((resolve, reject) => {
     client.check(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
       client.close();

@@ -7,7 +7,7 @@ import { ConfigError } from "../config/config-error.js";
 import { configFileFrom } from "../config/environment.js";
 import { PACKAGE_ROOT } from "../config/service-config.js";
 import type { CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
-import { buildCheckRequest, describeResponse, sendCheck } from "./check.js";
+import { buildCheckRequest, checkChannel, describeResponse, sendCheck } from "./check.js";
 import { explain } from "./explain.js";
 import { EXPLAIN_EXIT, explainExitCode, formatExplanationJson, formatExplanationText } from "./explain-report.js";
 import { TokenSourceError, findToken } from "./explain-token-source.js";
@@ -20,7 +20,7 @@ import { VALIDATE_EXIT, formatValidationJson, formatValidationText } from "./val
 const USAGE = `scitokens-authz: an Envoy ext_authz service for SciTokens and WLCG tokens
 
 Usage:
-  scitokens-authz serve [--config FILE] [--listen HOST:PORT]
+  scitokens-authz serve [--config FILE] [--listen HOST:PORT|unix:PATH]
       Without --config: the embedded default (demo policy + a development issuer on loopback),
       which also takes [--dev-issuer-port PORT] (default 8484; 0: any free port) and
       [--state FILE] (where the issuer publishes its key, default .state/dev-issuer.json).
@@ -33,9 +33,13 @@ Usage:
                                [--issuer ISS] [--state FILE]
       Mints a token with the running development issuer's key (start \`serve\` first).
   scitokens-authz check --path PATH [--method GET] [--token TOKEN] [--host HOST]
-                        [--header NAME:VALUE]... [--route NAME] [--target HOST:PORT]
+                        [--header NAME:VALUE]... [--route NAME] [--target HOST:PORT|unix:PATH]
+                        [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]
       Sends one Envoy-shaped CheckRequest and prints the decision (exit 0 allowed, 1 denied;
       3 when no decision came: the service is down or answered with a gRPC error).
+      Plaintext unless a --tls-* option is given: --tls-ca trusts these CA certificates for
+      the server's (else the system's), --tls-cert/--tls-key present a client certificate
+      (mutual TLS), --tls-server-name checks the server certificate for another name.
   scitokens-authz explain --path PATH [--method GET] [--token TOKEN | --token-file FILE | --no-token]
                           [--route NAME] [--destination URI] [--host HOST] [--header NAME:VALUE]...
                           [--config FILE] [--json]
@@ -143,10 +147,23 @@ async function main(argv: string[]): Promise<number> {
           token: { type: "string" },
           header: { type: "string", multiple: true },
           route: { type: "string" },
+          "tls-ca": { type: "string" },
+          "tls-cert": { type: "string" },
+          "tls-key": { type: "string" },
+          "tls-server-name": { type: "string" },
         },
         strict: true,
       });
       if (values.path === undefined) throw new UsageError("--path is required");
+      if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+        throw new UsageError("--tls-cert and --tls-key go together: a client certificate and its private key");
+      }
+      const channel = await checkChannel({
+        caFile: values["tls-ca"],
+        certFile: values["tls-cert"],
+        keyFile: values["tls-key"],
+        serverName: values["tls-server-name"],
+      });
       const headers: Record<string, string> = {};
       for (const h of values.header ?? []) {
         const colon = h.indexOf(":");
@@ -164,7 +181,7 @@ async function main(argv: string[]): Promise<number> {
       });
       let response: CheckResponse;
       try {
-        response = await sendCheck(values.target, request);
+        response = await sendCheck(values.target, request, undefined, channel);
       } catch (error) {
         // The service could not be asked: not a decision (exit 3, not 1).
         process.stderr.write(`scitokens-authz check: no decision from ${values.target}: ${grpcFailure(error)}\n`);

@@ -6,11 +6,13 @@ import { ConfigError } from "../config/config-error.js";
 import {
   BUILT_POLICY_FILE,
   DEMO_DATA_FILE,
+  LISTEN_FORMS,
   PACKAGE_ROOT,
   type ServiceConfig,
   loadServiceConfig,
   parseListen,
   parseServiceConfig,
+  socketPathProblems,
 } from "../config/service-config.js";
 import { type DevIssuer, demoDataFor, mintToken, startDevIssuer } from "../dev-issuer/index.js";
 import { createLogger } from "../observability/logger.js";
@@ -76,7 +78,9 @@ export async function serve(options: ServeOptions): Promise<void> {
   let config = options.config !== undefined ? await loadServiceConfig(options.config) : demoConfig(options.listen ?? DEMO.listen);
   if (options.listen !== undefined) {
     const listen = parseListen(options.listen);
-    if (!listen) throw new ConfigError("--listen", [`expected "host:port", got ${JSON.stringify(options.listen)}`]);
+    if (!listen) throw new ConfigError("--listen", [`expected ${LISTEN_FORMS}, got ${JSON.stringify(options.listen)}`]);
+    const problems = socketPathProblems(listen);
+    if (problems.length > 0) throw new ConfigError("--listen", problems);
     config = { ...config, listen };
   }
   const logger = createLogger(config.logLevel);
@@ -88,9 +92,9 @@ export async function serve(options: ServeOptions): Promise<void> {
     info: (...args: unknown[]) => grpcLog.info(format(...args)),
     debug: (...args: unknown[]) => grpcLog.debug(format(...args)),
   });
-  // SIGHUP reopens the decision log (rotation) and reloads the policy files (the reload
-  // logs its outcome). One that arrives while the service starts is applied once it
-  // listens, instead of ending the process.
+  // SIGHUP reopens the decision log (rotation), reloads the policy files and, with
+  // grpc.tls, the TLS files (each reload logs its outcome). One that arrives while the
+  // service starts is applied once it listens, instead of ending the process.
   let running: RunningService | undefined;
   let reloadPending = false;
   const reload = () => {
@@ -98,6 +102,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     if (running) {
       running.reopenDecisionLog();
       void running.reload("SIGHUP");
+      void running.reloadTls("SIGHUP");
     } else reloadPending = true;
   };
   process.on("SIGHUP", reload);
@@ -119,9 +124,12 @@ export async function serve(options: ServeOptions): Promise<void> {
     throw error;
   }
   running = service;
-  if (reloadPending) void service.reload("SIGHUP");
+  if (reloadPending) {
+    void service.reload("SIGHUP");
+    void service.reloadTls("SIGHUP");
+  }
   if (devIssuer && demoData) {
-    await printDemo(devIssuer, { target: `${config.listen.host}:${service.port}`, dataFile: demoData, stateFile: issuerSettings.stateFile });
+    await printDemo(devIssuer, { target: service.address, dataFile: demoData, stateFile: issuerSettings.stateFile });
   }
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {

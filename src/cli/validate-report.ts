@@ -1,4 +1,4 @@
-import type { CheckedIssuer, ValidationReport } from "./validate.js";
+import type { CheckedIssuer, CheckedListener, ValidationReport } from "./validate.js";
 
 /** Exit codes of `validate`: 2 is also what `serve` exits with on a bad configuration. */
 export const VALIDATE_EXIT = { valid: 0, internalError: 1, invalid: 2 } as const;
@@ -29,10 +29,18 @@ export function formatValidationText(report: ValidationReport): string {
     `  entrypoint ${checked.entrypoint} (answered ${checked.syntheticInputs} synthetic input${checked.syntheticInputs === 1 ? "" : "s"} within its contract)`,
     ...checked.issuers.map((issuer) => `  issuer     ${issuer.issuer}: ${describeKeys(issuer)}`),
     `  routes     ${routes}`,
+    ...(checked.listener !== null ? [`  listener   ${describeListener(checked.listener)}`] : []),
     `  key cache  ${checked.cacheDir ?? "none (keys.cache_dir not set)"}`,
     `  revision   ${checked.revision ?? "unknown"}`,
   ];
   return `${lines.join("\n")}\n`;
+}
+
+function describeListener({ address, tls }: CheckedListener): string {
+  if (tls === null) return `${address}, plaintext gRPC`;
+  const { certificate, mutual, clientCas } = tls;
+  const clients = mutual ? `; client certificates required (${clientCas} CA certificate${clientCas === 1 ? "" : "s"})` : "";
+  return `${address}, ${mutual ? "mutual TLS" : "TLS"}: certificate ${certificate.subject} by ${certificate.issuer}, valid until ${certificate.notAfter}${clients}`;
 }
 
 function describeKeys(issuer: CheckedIssuer): string {
@@ -64,6 +72,7 @@ export function formatValidationJson(report: ValidationReport): string {
         issuers: checked.issuers.map((i) => ({ issuer: i.issuer, source: i.source, from: i.from, usable_keys: i.usableKeys })),
         routes: checked.routes,
         cache_dir: checked.cacheDir,
+        listener: checked.listener === null ? null : listenerJson(checked.listener),
         revision: checked.revision,
       },
       not_checked: report.notChecked,
@@ -71,4 +80,13 @@ export function formatValidationJson(report: ValidationReport): string {
     null,
     2,
   )}\n`;
+}
+
+function listenerJson({ address, tls }: CheckedListener): object {
+  if (tls === null) return { address, tls: null };
+  const { subject, issuer, serial, fingerprint, notBefore, notAfter } = tls.certificate;
+  return {
+    address,
+    tls: { certificate: { subject, issuer, serial, fingerprint, not_before: notBefore, not_after: notAfter }, mutual: tls.mutual, client_cas: tls.clientCas },
+  };
 }

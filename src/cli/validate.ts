@@ -7,9 +7,20 @@ import { filesRevision, readPolicyBytes } from "../bundle/snapshot.js";
 import { type AuthzData, loadAuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
 import { readYamlFile } from "../config/read-yaml.js";
-import { BUILT_POLICY_FILE, DEMO_DATA_FILE, type PolicySource, type ServiceConfig, loadServiceConfig, parseServiceConfig } from "../config/service-config.js";
+import {
+  BUILT_POLICY_FILE,
+  DEMO_DATA_FILE,
+  type ListenAddress,
+  type PolicySource,
+  type ServiceConfig,
+  type TlsSettings,
+  listenTarget,
+  loadServiceConfig,
+  parseServiceConfig,
+} from "../config/service-config.js";
 import { type PolicyInput, type PolicyToken, buildPolicyInput } from "../envoy/policy-input.js";
 import { ENTRYPOINT, PolicyEngine } from "../policy/engine.js";
+import { type CertificateSummary, readTlsFiles } from "../tls/index.js";
 import { checkJwksFile } from "../token/keys/check-jwks-file.js";
 import { KEY_STORE_DEFAULTS, KeyStore } from "../token/keys/index.js";
 import { DEMO } from "./serve.js";
@@ -52,6 +63,8 @@ export interface ValidationReport {
     /** Named route sections (the top level is always there). */
     readonly routes: readonly string[];
     readonly cacheDir: string | null;
+    /** The gRPC listener: its address, and its TLS certificate when `grpc.tls` is set and valid. */
+    readonly listener: CheckedListener | null;
     /** The service's policy revision: a short SHA-256 of the data file and the compiled policy, or of the bundle. */
     readonly revision: string | null;
   };
@@ -59,8 +72,19 @@ export interface ValidationReport {
   readonly notChecked: readonly string[];
 }
 
+/** The gRPC listener as configured (`grpc.listen`, `grpc.tls`). */
+export interface CheckedListener {
+  /** What a client targets, e.g. "127.0.0.1:9292" or "unix:/run/scitokens-authz/grpc.sock". */
+  readonly address: string;
+  /** null: plaintext. */
+  readonly tls: { readonly certificate: CertificateSummary; readonly mutual: boolean; readonly clientCas: number } | null;
+}
+
 /** The files and settings a service config names; recovered leniently when it is not valid. */
 interface ConfigPaths {
+  /** `grpc.listen` and `grpc.tls`; null when the config is not valid. */
+  readonly listen: ListenAddress | null;
+  readonly tls: TlsSettings | null;
   /** The policy files or bundle; null when the config's `policy` is not valid. */
   readonly source: PolicySource | null;
   readonly cacheDir: string | null;
@@ -103,6 +127,7 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
     issuers: [] as CheckedIssuer[],
     routes: [] as string[],
     cacheDir: paths?.cacheDir ?? null,
+    listener: null as CheckedListener | null,
     revision: null as string | null,
   };
   if (paths === null) {
@@ -219,6 +244,20 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
     const problem = await cacheDirProblem(source.persistDir);
     if (problem !== null) problems.push({ file: configName, problem: `policy.bundle.persist_dir: ${problem}` });
   }
+  if (paths.listen !== null) {
+    const problem = "socketPath" in paths.listen ? await socketFolderProblem(paths.listen.socketPath) : null;
+    if (problem !== null) problems.push({ file: configName, problem: `grpc.listen: ${problem}` });
+    let tls: CheckedListener["tls"] = null;
+    if (paths.tls !== null) {
+      try {
+        const material = await readTlsFiles(paths.tls, configName);
+        tls = { certificate: material.certificate, mutual: paths.tls.clientCaFile !== null, clientCas: material.clientCas };
+      } catch (error) {
+        collect(error);
+      }
+    }
+    if (paths.tls === null || tls !== null) checked.listener = { address: listenTarget(paths.listen), tls };
+  }
   if (paths.decisionLogFile !== null) {
     const problem = await decisionLogProblem(paths.decisionLogFile);
     if (problem !== null) problems.push({ file: configName, problem: `log.decisions.file: ${problem}` });
@@ -234,6 +273,8 @@ function embeddedConfig(): ServiceConfig {
 
 function pathsOf(config: ServiceConfig): ConfigPaths {
   return {
+    listen: config.listen,
+    tls: config.tls ?? null,
     source: config.policy,
     cacheDir: config.keys.cacheDir,
     maxResponseBytes: config.keys.maxResponseBytes,
@@ -267,6 +308,8 @@ async function lenientPaths(file: string): Promise<ConfigPaths | null> {
   const dataFile = isRecord(policy) && policy["bundle"] === undefined ? path(policy, "data", DEMO_DATA_FILE) : null;
   const wasmFile = isRecord(policy) && policy["bundle"] === undefined ? path(policy, "wasm", BUILT_POLICY_FILE) : null;
   return {
+    listen: null,
+    tls: null,
     source: dataFile !== null && wasmFile !== null ? { kind: "files", dataFile, wasmFile } : null,
     cacheDir: path(keys, "cache_dir", null),
     decisionLogFile: null,
@@ -361,6 +404,18 @@ async function cacheDirProblem(dir: string): Promise<string | null> {
         ? `expected a folder the service can write, found ${dir} is not writable (${code})`
         : `expected a folder the service can create, found ${probe} is not writable (${code})`;
     }
+  }
+}
+
+/** A socket is created in an existing folder (the service does not create it), or null. */
+async function socketFolderProblem(socketPath: string): Promise<string | null> {
+  const folder = dirname(socketPath);
+  try {
+    if ((await stat(folder)).isDirectory()) return null;
+    return `expected an existing folder for the socket ${socketPath}, found ${folder} is not a folder`;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return `expected an existing folder for the socket ${socketPath}, found ${code === "ENOENT" ? `nothing at ${folder}` : `${folder} cannot be examined (${code ?? messageOf(error)})`}`;
   }
 }
 

@@ -13,14 +13,24 @@ export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..
 export const DEMO_DATA_FILE = resolve(PACKAGE_ROOT, "policies", "demo.yaml");
 export const BUILT_POLICY_FILE = resolve(PACKAGE_ROOT, "build", "policy.wasm");
 
-const listen = z.string({ error: 'expected "host:port" (port 0-65535; IPv6 as "[::1]:9292")' }).transform((value, ctx) => {
-  const parsed = parseListen(value);
-  if (!parsed) {
-    ctx.addIssue({ code: "custom", message: `expected "host:port" (port 0-65535; IPv6 as "[::1]:9292"), got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  return parsed;
-});
+/** What `grpc.listen` (and `serve --listen`) accepts, for error messages. */
+export const LISTEN_FORMS = `"host:port" (port 0-65535; IPv6 as "[::1]:9292") or "unix:/path/to.sock"`;
+
+// The format only: a relative socket path resolves against the config's folder afterwards.
+const listen = z
+  .string({ error: `expected ${LISTEN_FORMS}` })
+  .refine((value) => parseListen(value, "/") !== null, { error: (issue) => `expected ${LISTEN_FORMS}, got ${JSON.stringify(issue.input)}` });
+
+const pemFile = (what: string) => z.string({ error: `expected the path of ${what}` }).min(1, `expected the path of ${what}`);
+
+const tlsSchema = z.strictObject(
+  {
+    cert_file: pemFile("the server's certificate chain (PEM, the server certificate first)"),
+    key_file: pemFile("the server certificate's private key (PEM, unencrypted)"),
+    client_ca_file: pemFile("the CA certificates that sign client certificates (PEM): mutual TLS").optional(),
+  },
+  { error: (issue) => (issue.code === "invalid_type" ? "expected a mapping {cert_file, key_file, client_ca_file (optional: mutual TLS)}" : undefined) },
+);
 
 const seconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).nonnegative(`expected ${what} in seconds, not negative`);
 const positiveSeconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).positive(`expected ${what} in seconds, above 0`);
@@ -86,6 +96,7 @@ export const serviceConfigSchema = z.strictObject({
   grpc: z.strictObject({
     listen,
     max_request_bytes: positiveInt("the largest CheckRequest in bytes").default(DEFAULT_MAX_REQUEST_BYTES),
+    tls: tlsSchema.optional(),
   }),
   policy: z
     .strictObject({
@@ -125,17 +136,58 @@ export const serviceConfigSchema = z.strictObject({
     .prefault({}),
 });
 
-export interface ListenAddress {
+/** Where the gRPC listener binds (`grpc.listen`): a TCP host and port, or a Unix domain socket. */
+export type ListenAddress = TcpListenAddress | UnixListenAddress;
+
+export interface TcpListenAddress {
   readonly host: string;
   readonly port: number;
 }
 
-export function parseListen(value: string): ListenAddress | null {
+export interface UnixListenAddress {
+  /** Absolute path of the socket file. */
+  readonly socketPath: string;
+}
+
+const UNIX_PREFIX = "unix:";
+
+/**
+ * The longest socket path, in bytes: `sun_path` holds 108 bytes on Linux, the last a NUL
+ * (unix(7)); a longer path fails to bind with a less helpful error.
+ */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * Parses `"host:port"` or `"unix:PATH"` (gRPC's name syntax; a relative PATH resolves
+ * against `base`). Null when it is neither.
+ */
+export function parseListen(value: string, base: string = process.cwd()): ListenAddress | null {
+  if (value.startsWith(UNIX_PREFIX)) {
+    // gRPC also spells an absolute path unix:///path.
+    const path = value.slice(UNIX_PREFIX.length).replace(/^\/\/(?=\/)/, "");
+    if (path === "" || path.includes("\0")) return null;
+    return { socketPath: resolve(base, path) };
+  }
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
   if (!m) return null;
   const port = Number(m[2]);
   if (port > 65535) return null;
   return { host: m[1]!, port };
+}
+
+/** What a gRPC client targets to reach `listen`; `port` is the TCP port actually bound. */
+export function listenTarget(listen: ListenAddress, port?: number): string {
+  return "socketPath" in listen ? `${UNIX_PREFIX}${listen.socketPath}` : `${listen.host}:${port ?? listen.port}`;
+}
+
+/** The files of the gRPC listener's TLS (`grpc.tls`), paths absolute. */
+export interface TlsSettings {
+  /** The server's certificate chain, PEM, its own certificate first. */
+  readonly certFile: string;
+  /** The private key of that certificate, PEM, unencrypted. */
+  readonly keyFile: string;
+  /** CA certificates (PEM) that sign client certificates: mutual TLS when set. */
+  readonly clientCaFile: string | null;
 }
 
 /** Where the policy comes from (`policy`). */
@@ -174,6 +226,8 @@ export interface ServiceConfig {
   readonly listen: ListenAddress;
   /** Largest CheckRequest accepted, in bytes (grpc.max_request_bytes). */
   readonly maxRequestBytes: number;
+  /** TLS on the gRPC listener (`grpc.tls`); absent: plaintext. */
+  readonly tls?: TlsSettings;
   /** The policy files or bundle (paths absolute). */
   readonly policy: PolicySource;
   /** Reload when a policy file changes on disk (`policy.watch`); SIGHUP reloads either way. */
@@ -201,12 +255,25 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(file, ["(top level): expected a mapping with at least grpc.listen"]);
   }
-  const c = validate(file, serviceConfigSchema, raw, policyCrossChecks(raw as Record<string, unknown>));
   const base = dirname(file);
+  const c = validate(file, serviceConfigSchema, raw, [
+    ...listenCrossChecks(raw as Record<string, unknown>, base),
+    ...policyCrossChecks(raw as Record<string, unknown>),
+  ]);
+  const tls = c.grpc.tls;
   return Object.freeze({
     file,
-    listen: c.grpc.listen,
+    listen: parseListen(c.grpc.listen, base)!,
     maxRequestBytes: c.grpc.max_request_bytes,
+    ...(tls !== undefined
+      ? {
+          tls: {
+            certFile: resolve(base, tls.cert_file),
+            keyFile: resolve(base, tls.key_file),
+            clientCaFile: tls.client_ca_file !== undefined ? resolve(base, tls.client_ca_file) : null,
+          },
+        }
+      : {}),
     policy: policySource(c.policy, base),
     watchPolicy: c.policy.watch,
     tokens: { maxBytes: c.tokens.max_bytes, leewaySeconds: c.tokens.leeway_seconds, cacheEntries: c.tokens.cache_entries },
@@ -255,6 +322,23 @@ function policySource(policy: PolicySection, base: string): PolicySource {
     persistDir: bundle.persist_dir !== undefined ? resolve(base, bundle.persist_dir) : null,
     ...common,
   };
+}
+
+/** A Unix socket path too long to bind, once resolved against the config's folder. */
+function listenCrossChecks(raw: Record<string, unknown>, base: string): Array<{ path: PropertyKey[]; message: string }> {
+  const grpc = raw["grpc"];
+  const value = grpc !== null && typeof grpc === "object" ? (grpc as Record<string, unknown>)["listen"] : undefined;
+  const parsed = typeof value === "string" ? parseListen(value, base) : null;
+  return parsed !== null ? socketPathProblems(parsed).map((message) => ({ path: ["grpc", "listen"], message })) : [];
+}
+
+/** Why `listen` cannot be bound as written (a socket path over the length limit), or nothing. */
+export function socketPathProblems(listen: ListenAddress): string[] {
+  if (!("socketPath" in listen)) return [];
+  const bytes = Buffer.byteLength(listen.socketPath);
+  return bytes > MAX_SOCKET_PATH_BYTES
+    ? [`expected a socket path of at most ${MAX_SOCKET_PATH_BYTES} bytes (the system's limit), got ${bytes}: ${listen.socketPath}`]
+    : [];
 }
 
 /** The checks across keys of `policy` that the schema cannot express. */

@@ -1,8 +1,9 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import type { ListenAddress } from "../config/service-config.js";
+import { type ListenAddress, listenTarget } from "../config/service-config.js";
 import type { CheckBudget } from "../decision/authorizer.js";
 import { type AuthorizationServer, AuthorizationService, type CheckRequest, type CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
+import { claimSocketPath } from "./unix-socket.js";
 
 /** What decides a Check: an Authorizer, or the live policy that picks one per Check. */
 export interface CheckHandler {
@@ -12,7 +13,10 @@ export interface CheckHandler {
 }
 
 export interface RunningGrpcServer {
+  /** The TCP port bound (port 0 in the config picks one); 0 on a Unix socket. */
   readonly port: number;
+  /** What a client targets: "127.0.0.1:40213" or "unix:/run/scitokens-authz/grpc.sock". */
+  readonly address: string;
   /** Stops accepting calls, lets in-flight calls finish (bounded by `graceMs`), then closes. */
   close(graceMs?: number): Promise<void>;
 }
@@ -28,7 +32,11 @@ export async function startGrpcServer(
   listen: ListenAddress,
   authorizer: CheckHandler,
   logger: Logger,
-  limits: { readonly maxRequestBytes: number },
+  limits: {
+    readonly maxRequestBytes: number;
+    /** TLS or mutual TLS (see RotatingServerCredentials); plaintext without. */
+    readonly credentials?: ServerCredentials;
+  },
 ): Promise<RunningGrpcServer> {
   const server = new Server({ "grpc.max_receive_message_length": limits.maxRequestBytes });
   const implementation: AuthorizationServer = {
@@ -46,14 +54,18 @@ export async function startGrpcServer(
     },
   };
   server.addService(AuthorizationService, implementation);
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${listen.host}:${listen.port}`, ServerCredentials.createInsecure(), (error, bound) => {
-      if (error) reject(new Error(`cannot listen on ${listen.host}:${listen.port}: ${error.message}`));
-      else resolve(bound);
+  if ("socketPath" in listen) await claimSocketPath(listen.socketPath, logger);
+  const target = listenTarget(listen);
+  const bound = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(target, limits.credentials ?? ServerCredentials.createInsecure(), (error, port) => {
+      if (error) reject(new Error(`cannot listen on ${target}: ${error.message}`));
+      else resolve(port);
     });
   });
+  const port = "socketPath" in listen ? 0 : bound;
   return {
     port,
+    address: listenTarget(listen, port),
     close(graceMs = 5000) {
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.forceShutdown(), graceMs);

@@ -31,8 +31,14 @@ export interface PolicyWatcher {
 export function watchPolicyFiles(
   files: readonly string[],
   onChange: (changed: readonly string[]) => void,
-  options: { readonly logger: Logger; readonly debounce?: DebounceOptions },
+  options: {
+    readonly logger: Logger;
+    readonly debounce?: DebounceOptions;
+    /** What the files are, for the log lines (default "policy"; "TLS" for the listener's). */
+    readonly what?: string;
+  },
 ): PolicyWatcher {
+  const what = options.what ?? "policy";
   const debounce = options.debounce ?? POLICY_WATCH_DEBOUNCE;
   const byFolder = new Map<string, Map<string, string>>();
   for (const file of files) {
@@ -72,11 +78,11 @@ export function watchPolicyFiles(
         else if (name === null || name.toString() === KUBERNETES_SWAP_LINK) noted([...names.values()]);
       });
       watcher.on("error", (error) => {
-        options.logger.warn({ folder, err: error.message }, "policy file watch failed: changes there are applied on SIGHUP only");
+        options.logger.warn({ folder, err: error.message }, `${what} file watch failed: changes there are applied on SIGHUP only`);
       });
       watchers.push(watcher);
     } catch (error) {
-      options.logger.warn({ folder, err: (error as Error).message }, "cannot watch policy folder: changes there are applied on SIGHUP only");
+      options.logger.warn({ folder, err: (error as Error).message }, `cannot watch ${what} folder: changes there are applied on SIGHUP only`);
     }
   }
 

@@ -3,12 +3,14 @@ import { BundleDownloader } from "../bundle/downloader.js";
 import { sourceFiles, sourceLabel } from "../bundle/snapshot.js";
 import type { AuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
-import type { ServiceConfig } from "../config/service-config.js";
+import { type ServiceConfig, listenTarget } from "../config/service-config.js";
 import { DecisionLog } from "../observability/decision-log.js";
+import { LiveTls, type TlsReloadEvent, tlsFiles } from "../tls/index.js";
 import type { KeyStore } from "../token/keys/index.js";
 import { type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
 import { LivePolicy, type ReloadEvent } from "./live-policy.js";
 import { type DebounceOptions, type PolicyWatcher, watchPolicyFiles } from "./policy-watcher.js";
+import { SocketPathError } from "./unix-socket.js";
 
 export interface ServiceSeams {
   readonly logger: Logger;
@@ -23,7 +25,10 @@ export interface ServiceSeams {
 }
 
 export interface RunningService {
+  /** The TCP port bound; 0 on a Unix socket. */
   readonly port: number;
+  /** What a client targets: "127.0.0.1:40213" or "unix:/run/scitokens-authz/grpc.sock". */
+  readonly address: string;
   /** The authorization data of the generation in force. */
   readonly data: AuthzData;
   /** The key store of the generation in force. */
@@ -44,19 +49,30 @@ export interface RunningService {
   nextReload(filter?: (event: ReloadEvent) => boolean): Promise<ReloadEvent>;
   /** Calls `listener` with every reload outcome; returns the unsubscribe function. */
   onReload(listener: (event: ReloadEvent) => void): () => void;
+  /**
+   * With `grpc.tls`: reads the certificate, key and client CA files again and applies
+   * them to new connections if valid (what SIGHUP and a change to them do); null without TLS.
+   */
+  reloadTls(trigger?: string): Promise<TlsReloadEvent> | null;
+  /** With `grpc.tls`: the next TLS reload outcome matching `filter`; null without TLS. */
+  nextTlsReload(filter?: (event: TlsReloadEvent) => boolean): Promise<TlsReloadEvent> | null;
   close(): Promise<void>;
 }
 
+export type { TlsReloadEvent } from "../tls/index.js";
 export type { ReloadEvent } from "./live-policy.js";
 
 /** Why the gRPC address cannot be used, as a configuration error of `grpc.listen` (exit 2). */
 function listenError(config: ServiceConfig, error: unknown): unknown {
+  if (error instanceof SocketPathError) return new ConfigError(config.file, [`grpc.listen: ${error.message}`]);
   const message = error instanceof Error ? error.message : String(error);
-  const address = `${config.listen.host}:${config.listen.port}`;
+  const address = listenTarget(config.listen);
   const why = /EADDRINUSE/.test(message)
     ? "the address is in use (another process listens there)"
     : /EACCES/.test(message)
-      ? "permission denied (ports below 1024 need privileges)"
+      ? "socketPath" in config.listen
+        ? "permission denied (the service's user cannot create files in the socket's folder)"
+        : "permission denied (ports below 1024 need privileges)"
       : /EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(message)
         ? "no interface of this machine has that address"
         : null;
@@ -71,6 +87,8 @@ function listenError(config: ServiceConfig, error: unknown): unknown {
  */
 export async function startService(config: ServiceConfig, seams: ServiceSeams): Promise<RunningService> {
   const { logger } = seams;
+  // The TLS files are checked first: nothing has started yet that would need stopping.
+  const tls = config.tls !== undefined ? await LiveTls.start(config.tls, config.file, logger.child({ component: "tls" })) : undefined;
   const decisionLog =
     config.decisionLogFile !== undefined
       ? new DecisionLog({ file: config.decisionLogFile, logger: logger.child({ component: "decision-log" }), ...(seams.now ? { now: seams.now } : {}) })
@@ -108,7 +126,10 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     throw error;
   }
   try {
-    server = await startGrpcServer(config.listen, policy, logger, { maxRequestBytes: config.maxRequestBytes });
+    server = await startGrpcServer(config.listen, policy, logger, {
+      maxRequestBytes: config.maxRequestBytes,
+      ...(tls !== undefined ? { credentials: tls.credentials } : {}),
+    });
   } catch (error) {
     downloader?.close();
     await policy.close();
@@ -128,20 +149,30 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       ...(seams.watchDebounce ? { debounce: seams.watchDebounce } : {}),
     });
   }
+  let tlsWatcher: PolicyWatcher | undefined;
+  if (tls !== undefined && config.tls !== undefined) {
+    tlsWatcher = watchPolicyFiles(tlsFiles(config.tls), (changed) => void tls.reload(`changed: ${changed.join(", ")}`), {
+      logger,
+      what: "TLS",
+      ...(seams.watchDebounce ? { debounce: seams.watchDebounce } : {}),
+    });
+  }
   logger.info(
     {
-      address: `${config.listen.host}:${server.port}`,
-      port: server.port,
+      address: server.address,
+      ...("socketPath" in config.listen ? { socket: config.listen.socketPath } : { port: server.port }),
+      tls: tls === undefined ? "off" : tls.mutual ? "mutual" : "on",
       ...sourceLabel(config.policy),
       issuers: policy.current.data.issuers.size,
       revision: policy.current.revision,
       watch: config.watchPolicy,
       decision_log: decisionLog?.file ?? null,
     },
-    `listening on ${config.listen.host}:${server.port}`,
+    `listening on ${server.address}${tls === undefined ? "" : tls.mutual ? " (mutual TLS)" : " (TLS)"}`,
   );
   return {
     port: server.port,
+    address: server.address,
     get data() {
       return policy.current.data;
     },
@@ -161,8 +192,11 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     reopenDecisionLog: () => decisionLog?.reopen(),
     nextReload: (filter) => policy.nextReload(filter),
     onReload: (listener) => policy.onReload(listener),
+    reloadTls: (trigger = "request") => tls?.reload(trigger) ?? null,
+    nextTlsReload: (filter) => tls?.nextReload(filter) ?? null,
     async close() {
       watcher?.close();
+      tlsWatcher?.close();
       downloader?.close();
       await server.close();
       await policy.close();

@@ -297,6 +297,34 @@ describe("parseServiceConfig: defaults", () => {
   });
 });
 
+describe("parseServiceConfig: grpc.listen and grpc.tls", () => {
+  it.each([
+    ["an absolute socket path", "unix:/run/scitokens-authz/grpc.sock", { socketPath: "/run/scitokens-authz/grpc.sock" }],
+    ["gRPC's unix:/// spelling", "unix:///run/scitokens-authz/grpc.sock", { socketPath: "/run/scitokens-authz/grpc.sock" }],
+    ["a relative socket path (against the config's folder)", "unix:run/grpc.sock", { socketPath: join(dirname(CONFIG_FILE), "run", "grpc.sock") }],
+    ["host:port", "0.0.0.0:9292", { host: "0.0.0.0", port: 9292 }],
+  ])("listens on %s", (_name, listen, expected) => {
+    expect(parseServiceConfig(CONFIG_FILE, { grpc: { listen } }).listen).toEqual(expected);
+  });
+
+  it("parseListen resolves a relative socket path against the folder given (serve --listen: the working folder)", () => {
+    expect(parseListen("unix:grpc.sock", "/srv")).toEqual({ socketPath: "/srv/grpc.sock" });
+    expect(parseListen("unix:", "/srv")).toBeNull();
+  });
+
+  it("has no TLS unless grpc.tls is set", () => {
+    expect(parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292" } }).tls).toBeUndefined();
+  });
+
+  it("resolves the TLS files against the config's folder; client_ca_file turns on mutual TLS", () => {
+    const tls = (extra: object) =>
+      parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292", tls: { cert_file: "tls/server.pem", key_file: "/secrets/server.key", ...extra } } })
+        .tls;
+    expect(tls({})).toEqual({ certFile: join(dirname(CONFIG_FILE), "tls", "server.pem"), keyFile: "/secrets/server.key", clientCaFile: null });
+    expect(tls({ client_ca_file: "tls/clients.pem" })?.clientCaFile).toBe(join(dirname(CONFIG_FILE), "tls", "clients.pem"));
+  });
+});
+
 describe("parseServiceConfig: policy.bundle", () => {
   it("reads a bundle file with its signing keys, paths resolved against the config's folder", () => {
     const config = parseServiceConfig(CONFIG_FILE, {

@@ -46,7 +46,7 @@ describe("environment overrides", () => {
     const failure = await loadServiceConfig(file, { SCITOKENS_AUTHZ_LISTEN: "9000", SCITOKENS_AUTHZ_LOG_LEVEL: "loud" }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ConfigError);
     expect((failure as ConfigError).problems).toEqual([
-      'grpc.listen: expected "host:port" (port 0-65535; IPv6 as "[::1]:9292"), got "9000" (from SCITOKENS_AUTHZ_LISTEN)',
+      'grpc.listen: expected "host:port" (port 0-65535; IPv6 as "[::1]:9292") or "unix:/path/to.sock", got "9000" (from SCITOKENS_AUTHZ_LISTEN)',
       'log.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", found "loud" (from SCITOKENS_AUTHZ_LOG_LEVEL)',
     ]);
   });

@@ -79,6 +79,49 @@ describe("README drift", () => {
     expect(envoy).toContain("transport_api_version: V3");
   });
 
+  it("the TLS example parses: mutual TLS, files against the config's folder", () => {
+    const [block] = yamlBlocks("### TLS and mutual TLS");
+    const config = parseServiceConfig(join(PACKAGE_ROOT, "service.yaml"), parse(block!));
+    expect(config.tls).toEqual({
+      certFile: join(PACKAGE_ROOT, "tls", "server.pem"),
+      keyFile: join(PACKAGE_ROOT, "tls", "server.key"),
+      clientCaFile: join(PACKAGE_ROOT, "tls", "envoy-ca.pem"),
+    });
+  });
+
+  it("the Unix socket example parses", () => {
+    const [block] = yamlBlocks("### Unix domain socket");
+    expect(parseServiceConfig(join(PACKAGE_ROOT, "service.yaml"), parse(block!)).listen).toEqual({ socketPath: "/run/scitokens-authz/grpc.sock" });
+  });
+
+  it("the README's Envoy cluster for mutual TLS is the one commented in the Envoy example", async () => {
+    const block = yamlBlocks("## Envoy").find((b) => b.includes("transport_socket"));
+    const readmeCluster = (parse(block!) as { clusters: Array<Record<string, unknown>> }).clusters[0]!;
+    const socket = readmeCluster["transport_socket"] as { name: string; typed_config: Record<string, unknown> };
+    expect(socket.name).toBe("envoy.transport_sockets.tls");
+    expect(socket.typed_config).toMatchObject({
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+      common_tls_context: {
+        alpn_protocols: ["h2"],
+        tls_certificates: [{ certificate_chain: { filename: expect.any(String) }, private_key: { filename: expect.any(String) } }],
+        validation_context: { trusted_ca: { filename: expect.any(String) }, match_typed_subject_alt_names: [{ san_type: "DNS" }] },
+      },
+    });
+    const envoy = await readFile(join(PACKAGE_ROOT, "envoy", "envoy.yaml"), "utf8");
+    // The commented block: from "# transport_socket:" to the first line that is not a comment.
+    const lines = envoy.split("\n");
+    const start = lines.findIndex((line) => /^\s*# transport_socket:$/.test(line));
+    expect(start).toBeGreaterThanOrEqual(0);
+    const end = lines.findIndex((line, index) => index > start && !/^\s*#/.test(line));
+    const example = parse(
+      lines
+        .slice(start, end)
+        .map((line) => line.replace(/^(\s*)# /, "$1"))
+        .join("\n"),
+    ) as { transport_socket: unknown };
+    expect(example.transport_socket).toEqual(socket);
+  });
+
   it("every route the Envoy example tags exists in the demo data", async () => {
     const envoy = await readFile(join(PACKAGE_ROOT, "envoy", "envoy.yaml"), "utf8");
     const tagged = [...envoy.matchAll(/^\s*route: ([A-Za-z0-9_-]+)\s*$/gm)].map((m) => m[1]!);
