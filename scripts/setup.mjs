@@ -6,7 +6,7 @@
 //   1. Node packages, exactly as package-lock.json pins them (npm ci, which never writes the
 //      lock), when the lock or package.json's dependencies changed;
 //   2. the pinned OPA CLI and Regal (the Rego linter) in .tools/bin (a PATH copy if it is the
-//      pinned version, else built with Go);
+//      pinned version, else built with Go), and envoy-check (tools/envoy-check) built with Go;
 //   3. ts-proto stubs for Envoy's ext_authz API in src/gen/ (buf generate);
 //   4. the policy: policies/*.rego compiled to build/policy.wasm (opa build -t wasm);
 //   5. TypeScript compiled to dist/ (tsc, incremental).
@@ -158,6 +158,33 @@ function installRegal() {
   });
 }
 
+/**
+ * Builds tools/envoy-check (the Envoy configuration checker, run by the Envoy gate of npm
+ * test) into .tools/bin when its Go sources changed. It needs Go >= 1.26 (go-control-plane
+ * does); without it setup says so and goes on, since only that gate needs the checker.
+ */
+function buildEnvoyCheck() {
+  const dir = join(root, "tools", "envoy-check");
+  const target = join(toolsBin, "envoy-check");
+  const stamp = join(root, ".tools", "envoy-check.stamp");
+  const sources = readdirSync(dir)
+    .filter((f) => f.endsWith(".go") || f === "go.mod" || f === "go.sum")
+    .sort();
+  const want = hashOf(sources.flatMap((f) => [f, readFileSync(join(dir, f))]));
+  if (existsSync(target) && readStamp(stamp) === want) return;
+  const go = findOnPath("go");
+  const version = go ? /^go(\d+)\.(\d+)/.exec(execFileSync(go, ["env", "GOVERSION"], { encoding: "utf8" })) : null;
+  if (!version || Number(version[1]) * 1000 + Number(version[2]) < 1026) {
+    say("not building envoy-check (npm test's Envoy gate): it needs Go >= 1.26 on PATH");
+    return;
+  }
+  say("building envoy-check with Go (the first build takes a few minutes)");
+  mkdirSync(toolsBin, { recursive: true });
+  const env = { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-mod=readonly -buildvcs=false", GOTOOLCHAIN: "local" };
+  run(go, ["build", "-trimpath", "-o", target, "."], { cwd: dir, env });
+  writeFileSync(stamp, want);
+}
+
 function generateProtos() {
   const xds = JSON.parse(readFileSync(join(root, "node_modules/@grpc/grpc-js-xds/package.json"), "utf8"));
   const tsProto = JSON.parse(readFileSync(join(root, "node_modules/ts-proto/package.json"), "utf8"));
@@ -239,6 +266,7 @@ if (dirname(process.execPath) === toolsNodeBin) say(`using Node ${process.versio
 installPackages();
 installOpa();
 installRegal();
+buildEnvoyCheck();
 generateProtos();
 buildPolicy();
 compileTypeScript();

@@ -6,7 +6,8 @@
 //      gcc for the differential harness), installed if missing;
 //   2. the Rego gates, one line each: `opa fmt` (nothing to reformat), `opa check --strict`,
 //      `opa test` (the Rego unit tests), their line coverage of the policy files (at least
-//      REGO_COVERAGE_MIN percent), and `regal lint` (configured in .regal/config.yaml);
+//      REGO_COVERAGE_MIN percent), and `regal lint` (configured in .regal/config.yaml); then
+//      the Envoy files against Envoy's own API (tools/envoy-check);
 //   3. Biome's format and lint check, then the TypeScript type check of src/ and test/;
 //   4. a short coverage-guided fuzz of the bearer, path and scope parsers (scripts/fuzz.mjs);
 //   5. vitest: unit and integration tests against real servers on loopback.
@@ -182,6 +183,31 @@ gate("regal lint", () => {
     seconds: r.seconds,
   };
 });
+
+/**
+ * The Envoy gate: every Envoy bootstrap (each YAML under envoy/, and each under deploy/ with
+ * a top-level static_resources) against Envoy's own v3 API, with tools/envoy-check.
+ */
+function checkEnvoyFiles() {
+  process.stderr.write("\n== Envoy files\n");
+  const yamlUnder = (dir) =>
+    existsSync(join(root, dir))
+      ? readdirSync(join(root, dir), { recursive: true })
+          .filter((f) => /\.ya?ml$/.test(f))
+          .sort()
+          .map((f) => join(dir, f))
+      : [];
+  const files = [...yamlUnder("envoy"), ...yamlUnder("deploy").filter((f) => /^static_resources:/m.test(readFileSync(join(root, f), "utf8")))];
+  const checker = join(tools, "envoy-check");
+  if (!existsSync(checker)) return { ok: false, summary: `${relative(root, checker)} is missing: setup builds it with Go >= 1.26`, seconds: 0 };
+  const r = capture(checker, files);
+  const lines = r.stdout.trimEnd().split("\n");
+  const last = lines.at(-1)?.replace(/^envoy-check: /, "") || `exit ${r.status}`;
+  return r.status === 0
+    ? { ok: true, summary: `${files.join(", ")}: ${last}`, seconds: r.seconds }
+    : { ok: false, summary: last, details: lines.slice(0, -1).join("\n") + r.stderr, seconds: r.seconds };
+}
+gate("envoy-check", checkEnvoyFiles);
 
 // Biome (biome.json): formatting, lint and import order of every TypeScript, JavaScript and
 // JSON file; warnings fail too. `npm run format` applies its fixes.

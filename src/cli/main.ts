@@ -11,6 +11,7 @@ import { buildCheckRequest, checkChannel, describeResponse, sendCheck } from "./
 import { explain } from "./explain.js";
 import { EXPLAIN_EXIT, explainExitCode, formatExplanationJson, formatExplanationText } from "./explain-report.js";
 import { TokenSourceError, findToken } from "./explain-token-source.js";
+import { importCommand } from "./import.js";
 import { policyCommand } from "./policy-diff.js";
 import { DEMO, serve } from "./serve.js";
 import { tokenCreate } from "./token-create.js";
@@ -65,6 +66,11 @@ Usage:
       (default policies/) compiled to WebAssembly, the authorization data (checked first),
       and a .manifest whose revision is the git commit (-dirty with uncommitted changes).
       --signing-key signs it with OPA (.signatures.json, key id "default"). Exit 0 or 2.
+  scitokens-authz import nginx-scitokens|xrootd FILE [--output FILE]
+      Converts an nginx-scitokens authorizer.cfg or an XRootD scitokens.cfg into
+      authorization data (YAML on stdout or in --output FILE), each value commented with
+      the line it came from; stderr says what each setting became, or why it has no
+      equivalent. Exit 0 converted, 2 bad input (unreadable or malformed file, no issuer).
   scitokens-authz version | help
 `;
 
@@ -194,6 +200,8 @@ async function main(argv: string[]): Promise<number> {
       return runExplain(rest);
     case "policy":
       return policyCommand(rest);
+    case "import":
+      return importCommand(rest, process.stdout, process.stderr);
     case "version":
     case "--version": {
       const pkg = JSON.parse(readFileSync(resolve(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
