@@ -7,7 +7,10 @@
 //      lock), when the lock or package.json's dependencies changed;
 //   2. the pinned OPA CLI and Regal (the Rego linter) in .tools/bin (a PATH copy if it is the
 //      pinned version, else built with Go), and envoy-check (tools/envoy-check) built with Go;
-//   3. ts-proto stubs for Envoy's ext_authz API in src/gen/ (buf generate);
+//      with --for-tests also Prometheus's promtool, which only `npm test` uses (it checks
+//      deploy/observability/alerts.yaml);
+//   3. ts-proto stubs for Envoy's ext_authz API in src/gen/ (buf generate), and a descriptor set
+//      of that API and gRPC health in build/ for gRPC server reflection (buf build);
 //   4. the policy: policies/*.rego compiled to build/policy.wasm (opa build -t wasm);
 //   5. TypeScript compiled to dist/ (tsc, incremental).
 // Plain Node with no dependencies, because it runs before node_modules exists, and on
@@ -30,7 +33,15 @@ const REGAL_MODULE = "github.com/open-policy-agent/regal";
 const toolsBin = join(root, ".tools", "bin");
 const opaPath = join(toolsBin, "opa");
 const regalPath = join(toolsBin, "regal");
+// promtool comes from the Prometheus Go module, whose versions are v0.3XX.Y for Prometheus
+// 3.XX.Y: config.promtoolVersion is that module version.
+const PROMTOOL_VERSION = pkg.config.promtoolVersion;
+const PROMETHEUS_MODULE = "github.com/prometheus/prometheus";
+const DESCRIPTOR_SET = join(root, "build", "grpc-descriptors.binpb");
+/** Changes whenever what goes into DESCRIPTOR_SET does, so that setup writes it again. */
+const DESCRIPTOR_SET_FORMAT = "envoy ext_authz + grpc.health.v1, no source info";
 const quiet = process.argv.includes("--quiet");
+const forTests = process.argv.includes("--for-tests");
 
 function say(message) {
   if (!quiet) process.stderr.write(`setup: ${message}\n`);
@@ -75,11 +86,14 @@ function installPackages() {
   writeFileSync(stamp, want);
 }
 
-/** The version a Go tool reports on its `Version:` line (`opa version`, `regal version`). */
-function versionOf(binary) {
+/**
+ * The version a Go tool reports: by default on the `Version:` line of `NAME version` (opa,
+ * regal); `probe` names other arguments and the pattern whose first group is the version.
+ */
+function versionOf(binary, probe = { args: ["version"], pattern: /^Version:\s*v?(\S+)/m }) {
   try {
-    const out = execFileSync(binary, ["version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    return /^Version:\s*v?(\S+)/m.exec(out)?.[1] ?? null;
+    const out = execFileSync(binary, probe.args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    return probe.pattern.exec(out)?.[1] ?? null;
   } catch {
     return null;
   }
@@ -100,13 +114,13 @@ const goEnv = () => ({ ...process.env, GOBIN: toolsBin, GOFLAGS: "-mod=mod", CGO
  * Puts the pinned version of a Go tool at .tools/bin/NAME: nothing to do when it is there,
  * a link to a PATH copy of that version, else `build(go)`. Without Go, `fail(why)`.
  */
-function installGoTool({ name, version, module, why, build }) {
+function installGoTool({ name, version, module, why, build, probe, takes = "a minute or two" }) {
   const target = join(toolsBin, name);
-  if (versionOf(target) === version) return;
+  if (versionOf(target, probe) === version) return;
   mkdirSync(toolsBin, { recursive: true });
   rmSync(target, { force: true });
   const onPath = findOnPath(name);
-  if (onPath && versionOf(onPath) === version) {
+  if (onPath && versionOf(onPath, probe) === version) {
     say(`using ${name} ${version} found at ${onPath}`);
     symlinkSync(onPath, target);
     return;
@@ -118,9 +132,9 @@ function installGoTool({ name, version, module, why, build }) {
         `so that setup can build ${module}@v${version} into .tools/bin.`,
     );
   }
-  say(`installing ${name} ${version} with Go (once; takes a minute or two)`);
+  say(`installing ${name} ${version} with Go (once; takes ${takes})`);
   build(go);
-  const got = versionOf(target);
+  const got = versionOf(target, probe);
   if (got !== version) fail(`Go produced ${target} reporting version ${got ?? "nothing"}, expected ${version}`);
 }
 
@@ -158,6 +172,23 @@ function installRegal() {
   });
 }
 
+function installPromtool() {
+  installGoTool({
+    name: "promtool",
+    version: PROMTOOL_VERSION,
+    module: PROMETHEUS_MODULE,
+    why: "to check the Prometheus alert rules in deploy/observability (npm test)",
+    takes: "up to 15 minutes on 2 cores: Prometheus is a large module",
+    // `promtool --version` prints "promtool, version X"; a `go install` build leaves X empty,
+    // so the build stamps the module version into it as Prometheus's own builds do.
+    probe: { args: ["--version"], pattern: /^promtool, version v?(\S+)/m },
+    build: (go) => {
+      const ldflags = `-s -w -X github.com/prometheus/common/version.Version=${PROMTOOL_VERSION}`;
+      run(go, ["install", "-ldflags", ldflags, `${PROMETHEUS_MODULE}/cmd/promtool@v${PROMTOOL_VERSION}`], { env: goEnv() });
+    },
+  });
+}
+
 /**
  * Builds tools/envoy-check (the Envoy configuration checker, run by the Envoy gate of npm
  * test) into .tools/bin when its Go sources changed. It needs Go >= 1.26 (go-control-plane
@@ -188,11 +219,34 @@ function buildEnvoyCheck() {
 function generateProtos() {
   const xds = JSON.parse(readFileSync(join(root, "node_modules/@grpc/grpc-js-xds/package.json"), "utf8"));
   const tsProto = JSON.parse(readFileSync(join(root, "node_modules/ts-proto/package.json"), "utf8"));
+  const health = JSON.parse(readFileSync(join(root, "node_modules/grpc-health-check/package.json"), "utf8"));
   const stamp = join(root, "src", "gen", ".stamp");
-  const want = hashOf([readFileSync(join(root, "buf.yaml")), readFileSync(join(root, "proto", "buf.gen.yaml")), xds.version, tsProto.version]);
-  if (readStamp(stamp) === want) return;
-  say("generating Envoy ext_authz stubs into src/gen (buf generate + ts-proto)");
-  run(join(root, "node_modules", ".bin", "buf"), ["generate", "--template", "proto/buf.gen.yaml"]);
+  const inputs = [readFileSync(join(root, "buf.yaml")), readFileSync(join(root, "proto", "buf.gen.yaml")), xds.version, tsProto.version, health.version];
+  const want = hashOf([...inputs, DESCRIPTOR_SET, DESCRIPTOR_SET_FORMAT]);
+  if (readStamp(stamp) === want && existsSync(DESCRIPTOR_SET)) return;
+  say("generating Envoy ext_authz stubs into src/gen (buf generate + ts-proto) and the descriptor set for gRPC reflection (buf build)");
+  const buf = join(root, "node_modules", ".bin", "buf");
+  run(buf, ["generate", "--template", "proto/buf.gen.yaml"]);
+  // The services the service speaks, as a FileDescriptorSet (their imports included), which
+  // its gRPC reflection serves so that grpcurl needs no proto files: the Envoy API, and
+  // grpc.health.v1 from the proto file grpc-health-check ships. Two builds, one file: a
+  // FileDescriptorSet is one repeated field, so the two encodings concatenated are the set
+  // of both. Without comments: @grpc/reflection does not serve them.
+  mkdirSync(dirname(DESCRIPTOR_SET), { recursive: true });
+  const envoy = `${DESCRIPTOR_SET}.envoy`;
+  const healthSet = `${DESCRIPTOR_SET}.health`;
+  run(buf, [
+    "build",
+    "--exclude-source-info",
+    "--output",
+    envoy,
+    "--path",
+    "node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/auth/v3/external_auth.proto",
+  ]);
+  run(buf, ["build", "node_modules/grpc-health-check/proto", "--exclude-source-info", "--output", healthSet]);
+  writeFileSync(DESCRIPTOR_SET, Buffer.concat([readFileSync(envoy), readFileSync(healthSet)]));
+  rmSync(envoy);
+  rmSync(healthSet);
   writeFileSync(stamp, want);
 }
 
@@ -267,6 +321,7 @@ installPackages();
 installOpa();
 installRegal();
 buildEnvoyCheck();
+if (forTests) installPromtool();
 generateProtos();
 buildPolicy();
 compileTypeScript();

@@ -7,6 +7,7 @@
 //   2. the Rego gates, one line each: `opa fmt` (nothing to reformat), `opa check --strict`,
 //      `opa test` (the Rego unit tests), their line coverage of the policy files (at least
 //      REGO_COVERAGE_MIN percent), and `regal lint` (configured in .regal/config.yaml); then
+//      the Prometheus alert rules: `promtool check rules` and `promtool test rules`; then
 //      the Envoy files against Envoy's own API (tools/envoy-check);
 //   3. Biome's format and lint check, then the TypeScript type check of src/ and test/;
 //   4. a short coverage-guided fuzz of the bearer, path and scope parsers (scripts/fuzz.mjs);
@@ -182,6 +183,30 @@ gate("regal lint", () => {
     details: `${violations.map((v) => `  ${where(v)} ${v.category}/${v.title}: ${v.description}`).join("\n")}\n${r.stderr}`,
     seconds: r.seconds,
   };
+});
+
+// The Prometheus alert rules shipped in deploy/observability: valid rules and PromQL (and
+// promtool's lint), then their unit tests (each alert fires when it should, not otherwise).
+// test/integration/deploy-observability.test.ts checks that the metrics they query exist.
+process.stderr.write("\n== Prometheus rules (deploy/observability/)\n");
+const promtool = join(tools, "promtool");
+if (!existsSync(promtool)) {
+  process.stderr.write("test: .tools/bin/promtool is missing: run `node scripts/setup.mjs --for-tests` (npm test does)\n");
+  process.exit(1);
+}
+gate("promtool check rules", () => {
+  const r = capture(promtool, ["check", "rules", "--lint=all", "--lint-fatal", "deploy/observability/alerts.yaml"]);
+  const found = /SUCCESS: (\d+) rules found/.exec(r.stdout);
+  return r.status === 0
+    ? { ok: true, summary: `alerts.yaml: ${found ? found[1] : "?"} rules valid`, seconds: r.seconds }
+    : { ok: false, summary: `exit ${r.status}`, details: r.stdout + r.stderr, seconds: r.seconds };
+});
+gate("promtool test rules", () => {
+  const r = capture(promtool, ["test", "rules", "deploy/observability/alerts.test.yaml"]);
+  const tests = (readFileSync(join(root, "deploy", "observability", "alerts.test.yaml"), "utf8").match(/^\s+- eval_time:/gm) ?? []).length;
+  return r.status === 0
+    ? { ok: true, summary: `alerts.test.yaml: ${tests} alert evaluations as expected`, seconds: r.seconds }
+    : { ok: false, summary: `exit ${r.status}`, details: r.stdout + r.stderr, seconds: r.seconds };
 });
 
 /**

@@ -12,6 +12,8 @@ import { readYamlFile, validate } from "./read-yaml.js";
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const DEMO_DATA_FILE = resolve(PACKAGE_ROOT, "policies", "demo.yaml");
 export const BUILT_POLICY_FILE = resolve(PACKAGE_ROOT, "build", "policy.wasm");
+/** The Envoy ext_authz API and gRPC health as a FileDescriptorSet (setup's `buf build`), for gRPC reflection. */
+export const BUILT_DESCRIPTOR_SET = resolve(PACKAGE_ROOT, "build", "grpc-descriptors.binpb");
 
 /** What `grpc.listen` (and `serve --listen`) accepts, for error messages. */
 export const LISTEN_FORMS = `"host:port" (port 0-65535; IPv6 as "[::1]:9292") or "unix:/path/to.sock"`;
@@ -31,6 +33,19 @@ const tlsSchema = z.strictObject(
   },
   { error: (issue) => (issue.code === "invalid_type" ? "expected a mapping {cert_file, key_file, client_ca_file (optional: mutual TLS)}" : undefined) },
 );
+
+// The admin HTTP listener takes host:port only, whatever grpc.listen accepts.
+const httpListen = z.string({ error: 'expected "host:port" of the admin HTTP listener' }).transform((value, ctx): TcpListenAddress => {
+  const parsed = parseListen(value);
+  if (parsed === null || "socketPath" in parsed) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected "host:port" of the admin HTTP listener (port 0-65535; IPv6 as "[::1]:9090"), got ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return parsed;
+});
 
 const seconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).nonnegative(`expected ${what} in seconds, not negative`);
 const positiveSeconds = (what: string) => z.number({ error: `expected ${what} in seconds` }).positive(`expected ${what} in seconds, above 0`);
@@ -98,6 +113,12 @@ export const serviceConfigSchema = z.strictObject({
     max_request_bytes: positiveInt("the largest CheckRequest in bytes").default(DEFAULT_MAX_REQUEST_BYTES),
     tls: tlsSchema.optional(),
   }),
+  http: z
+    .strictObject(
+      { listen: httpListen },
+      { error: (issue) => (issue.code === "invalid_type" ? 'expected a mapping like { listen: "127.0.0.1:9090" }' : undefined) },
+    )
+    .optional(),
   policy: z
     .strictObject({
       data: z.string().min(1).optional(),
@@ -228,6 +249,8 @@ export interface ServiceConfig {
   readonly maxRequestBytes: number;
   /** TLS on the gRPC listener (`grpc.tls`); absent: plaintext. */
   readonly tls?: TlsSettings;
+  /** The admin HTTP listener (`http.listen`: /healthz, /readyz, /metrics); null: none. */
+  readonly httpListen: TcpListenAddress | null;
   /** The policy files or bundle (paths absolute). */
   readonly policy: PolicySource;
   /** Reload when a policy file changes on disk (`policy.watch`); SIGHUP reloads either way. */
@@ -265,6 +288,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
     file,
     listen: parseListen(c.grpc.listen, base)!,
     maxRequestBytes: c.grpc.max_request_bytes,
+    httpListen: c.http?.listen ?? null,
     ...(tls !== undefined
       ? {
           tls: {

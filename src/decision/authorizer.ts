@@ -139,9 +139,10 @@ export class Authorizer {
     } catch (error) {
       decision = error instanceof DenyError ? { id, reason: error.code, tokenPresented, detail: error.detail } : this.#fault(id, error, tokenPresented);
     }
-    this.#log(decision, http, route.settings, path, token, started);
+    const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.#log(decision, http, route.settings, path, token, durationSeconds);
     const response = decisionToResponse(decision, route.response);
-    this.#parts.onDecision?.({ decision, response, route: route.settings.name, method: http?.method ?? null, path: path ?? null, input });
+    this.#parts.onDecision?.({ decision, response, route: route.settings.name, method: http?.method ?? null, path: path ?? null, input, durationSeconds });
     return response;
   }
 
@@ -221,9 +222,9 @@ export class Authorizer {
     route: RouteSettings,
     path: string | undefined,
     token: VerifiedToken | undefined,
-    started: bigint,
+    durationSeconds: number,
   ): void {
-    const micros = Number((process.hrtime.bigint() - started) / 1000n);
+    const micros = Math.trunc(durationSeconds * 1e6);
     this.#parts.logger.info(
       {
         decision_id: decision.id,

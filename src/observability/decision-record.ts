@@ -15,6 +15,8 @@ export interface DecisionEvent {
   readonly path: string | null;
   /** The policy input, when the Check got as far as the policy. */
   readonly input: PolicyInput | undefined;
+  /** How long the Check took to decide, in seconds (the latency metric). */
+  readonly durationSeconds: number;
 }
 
 /**

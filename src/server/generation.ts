@@ -18,6 +18,18 @@ export interface GenerationSeams {
   readonly now?: () => number;
   /** The decision log (`log.decisions`), when on: every Check's record, with the generation's revision. */
   readonly decisionLog?: DecisionLog;
+  /** Told what metrics and readiness follow; each method must not throw. */
+  readonly observer?: GenerationObserver;
+}
+
+/** What a generation reports as it serves (metrics, readiness), besides its logs. */
+export interface GenerationObserver {
+  /** One Check answered. */
+  decided?(event: DecisionEvent): void;
+  /** One lookup in the verified-token cache. */
+  tokenCacheLookup?(hit: boolean): void;
+  /** One fetch (or file read) of a trusted issuer's keys has ended. */
+  keyAttempt?(issuer: string, ok: boolean): void;
 }
 
 /**
@@ -126,7 +138,8 @@ export async function loadGeneration(
       onKeyStore?.(undefined);
     }
   }
-  const { decisionLog } = seams;
+  const { decisionLog, observer } = seams;
+  const onDecision = decisionOutlet(decisionLog, observer, revision);
   try {
     const store = keys.store;
     const verifier = new TokenVerifier({
@@ -136,6 +149,7 @@ export async function loadGeneration(
       leewaySeconds: config.tokens.leewaySeconds,
       cacheEntries: config.tokens.cacheEntries,
       ...(seams.now ? { now: seams.now } : {}),
+      ...(observer?.tokenCacheLookup ? { onCacheLookup: (hit: boolean) => observer.tokenCacheLookup?.(hit) } : {}),
     });
     const authorizer = new Authorizer({
       data,
@@ -144,13 +158,26 @@ export async function loadGeneration(
       maxTokenBytes: config.tokens.maxBytes,
       logger: seams.logger.child({ component: "decision", policy_revision: revision }),
       ...(seams.now ? { now: seams.now } : {}),
-      ...(decisionLog ? { onDecision: (event: DecisionEvent) => decisionLog.record(event, revision) } : {}),
+      ...(onDecision ? { onDecision } : {}),
     });
     return Object.freeze({ revision, bundleRevision: snapshot.bundleRevision, signed: snapshot.signed, data, engine, authorizer, keys, keptKeys });
   } catch (error) {
     keys.release();
     throw error;
   }
+}
+
+/** The authorizer's onDecision: the decision log and the observer, each when there is one. */
+function decisionOutlet(decisionLog: DecisionLog | undefined, observer: GenerationObserver | undefined, revision: string) {
+  const decided = observer?.decided?.bind(observer);
+  if (decisionLog && decided) {
+    return (event: DecisionEvent) => {
+      decided(event);
+      decisionLog.record(event, revision);
+    };
+  }
+  if (decisionLog) return (event: DecisionEvent) => decisionLog.record(event, revision);
+  return decided;
 }
 
 /**
@@ -204,6 +231,7 @@ function newKeyStore(config: ServiceConfig, seams: GenerationSeams, sources: rea
     startupWaitMs: config.keys.startupWaitMs,
     checkWaitMs: config.keys.checkWaitMs,
     logger: seams.logger.child({ component: "keys" }),
+    ...(seams.observer?.keyAttempt ? { onAttempt: (issuer: string, ok: boolean) => seams.observer?.keyAttempt?.(issuer, ok) } : {}),
   });
 }
 

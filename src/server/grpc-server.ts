@@ -12,6 +12,11 @@ export interface CheckHandler {
   faultResponse(): CheckResponse;
 }
 
+/** A further service served beside Check (gRPC health, reflection): it adds itself to the server. */
+export interface GrpcServiceRegistration {
+  addToServer(server: Server): void;
+}
+
 export interface RunningGrpcServer {
   /** The TCP port bound (port 0 in the config picks one); 0 on a Unix socket. */
   readonly port: number;
@@ -37,6 +42,7 @@ export async function startGrpcServer(
     /** TLS or mutual TLS (see RotatingServerCredentials); plaintext without. */
     readonly credentials?: ServerCredentials;
   },
+  services: readonly GrpcServiceRegistration[] = [],
 ): Promise<RunningGrpcServer> {
   const server = new Server({ "grpc.max_receive_message_length": limits.maxRequestBytes });
   const implementation: AuthorizationServer = {
@@ -54,6 +60,7 @@ export async function startGrpcServer(
     },
   };
   server.addService(AuthorizationService, implementation);
+  for (const service of services) service.addToServer(server);
   if ("socketPath" in listen) await claimSocketPath(listen.socketPath, logger);
   const target = listenTarget(listen);
   const bound = await new Promise<number>((resolve, reject) => {

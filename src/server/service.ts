@@ -3,13 +3,20 @@ import { BundleDownloader } from "../bundle/downloader.js";
 import { sourceFiles, sourceLabel } from "../bundle/snapshot.js";
 import type { AuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
-import { type ServiceConfig, listenTarget } from "../config/service-config.js";
+import { BUILT_DESCRIPTOR_SET, type ListenAddress, type ServiceConfig, listenTarget } from "../config/service-config.js";
 import { DecisionLog } from "../observability/decision-log.js";
+import { ServiceMetrics } from "../observability/metrics.js";
+import type { Readiness, ReadinessInput } from "../observability/readiness.js";
 import { LiveTls, type TlsReloadEvent, tlsFiles } from "../tls/index.js";
 import type { KeyStore } from "../token/keys/index.js";
-import { type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
+import { type RunningAdminServer, startAdminServer } from "./admin-server.js";
+import type { GenerationObserver } from "./generation.js";
+import { GrpcHealth } from "./grpc-health.js";
+import { loadReflection } from "./grpc-reflection.js";
+import { type GrpcServiceRegistration, type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
 import { LivePolicy, type ReloadEvent } from "./live-policy.js";
 import { type DebounceOptions, type PolicyWatcher, watchPolicyFiles } from "./policy-watcher.js";
+import { ReadinessMonitor } from "./readiness-monitor.js";
 import { SocketPathError } from "./unix-socket.js";
 
 export interface ServiceSeams {
@@ -22,6 +29,8 @@ export interface ServiceSeams {
   readonly watchDebounce?: DebounceOptions;
   /** A number in [0, 1) for the bundle polling jitter (tests). */
   readonly random?: () => number;
+  /** The FileDescriptorSet gRPC reflection serves (default: build/grpc-descriptors.binpb). */
+  readonly descriptorSet?: string;
 }
 
 export interface RunningService {
@@ -29,6 +38,10 @@ export interface RunningService {
   readonly port: number;
   /** What a client targets: "127.0.0.1:40213" or "unix:/run/scitokens-authz/grpc.sock". */
   readonly address: string;
+  /** The port of the admin HTTP listener (`http.listen`), null without one. */
+  readonly httpPort: number | null;
+  /** Readiness now, as /readyz and the gRPC health service report it. */
+  readiness(): Readiness;
   /** The authorization data of the generation in force. */
   readonly data: AuthzData;
   /** The key store of the generation in force. */
@@ -63,20 +76,20 @@ export type { TlsReloadEvent } from "../tls/index.js";
 export type { ReloadEvent } from "./live-policy.js";
 
 /** Why the gRPC address cannot be used, as a configuration error of `grpc.listen` (exit 2). */
-function listenError(config: ServiceConfig, error: unknown): unknown {
-  if (error instanceof SocketPathError) return new ConfigError(config.file, [`grpc.listen: ${error.message}`]);
+function listenError(config: ServiceConfig, error: unknown, key = "grpc.listen", listen: ListenAddress = config.listen): unknown {
+  if (error instanceof SocketPathError) return new ConfigError(config.file, [`${key}: ${error.message}`]);
   const message = error instanceof Error ? error.message : String(error);
-  const address = listenTarget(config.listen);
+  const address = listenTarget(listen);
   const why = /EADDRINUSE/.test(message)
     ? "the address is in use (another process listens there)"
     : /EACCES/.test(message)
-      ? "socketPath" in config.listen
+      ? "socketPath" in listen
         ? "permission denied (the service's user cannot create files in the socket's folder)"
         : "permission denied (ports below 1024 need privileges)"
       : /EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(message)
         ? "no interface of this machine has that address"
         : null;
-  return why === null ? error : new ConfigError(config.file, [`grpc.listen: cannot listen on ${address}: ${why}`]);
+  return why === null ? error : new ConfigError(config.file, [`${key}: cannot listen on ${address}: ${why}`]);
 }
 
 /**
@@ -89,11 +102,65 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   const { logger } = seams;
   // The TLS files are checked first: nothing has started yet that would need stopping.
   const tls = config.tls !== undefined ? await LiveTls.start(config.tls, config.file, logger.child({ component: "tls" })) : undefined;
+  const now = seams.now ?? Date.now;
+  let policy: LivePolicy | undefined;
+  let closing = false;
+  const readinessInput = (): ReadinessInput => ({
+    revision: policy?.current.revision ?? null,
+    closing,
+    keys: policy?.current.keys.store.status() ?? [],
+    maxStaleMs: config.keys.maxStaleMs,
+    nowMs: now(),
+  });
+  const readiness = new ReadinessMonitor(readinessInput);
+  const health = new GrpcHealth();
+  readiness.onChange((ready) => {
+    health.set(ready);
+    logger.info({ ready }, ready ? "ready (gRPC health SERVING)" : "not ready (gRPC health NOT_SERVING)");
+  });
+  // Metrics are counted only when they can be read (http.listen).
+  const metrics =
+    config.httpListen !== null
+      ? new ServiceMetrics({
+          maxStaleSeconds: config.keys.maxStaleMs / 1000,
+          refreshIntervalSeconds: config.keys.refreshIntervalMs / 1000,
+          state: () => {
+            const input = readinessInput();
+            return { revision: input.revision, keys: input.keys, ready: readiness.assess().ready, nowMs: input.nowMs };
+          },
+        })
+      : undefined;
+  const observer: GenerationObserver = {
+    keyAttempt(issuer, ok) {
+      metrics?.keyAttempt(issuer, ok);
+      readiness.assess();
+    },
+    ...(metrics ? { decided: (event) => metrics.decided(event), tokenCacheLookup: (hit) => metrics.tokenCacheLookup(hit) } : {}),
+  };
+  // The admin listener answers from before the policy is loaded (/healthz 200, /readyz 503
+  // "starting"), so an orchestrator can tell a slow start from a dead process. First, so
+  // that nothing else is left open when its port cannot be had.
+  let admin: RunningAdminServer | undefined;
+  if (config.httpListen !== null && metrics !== undefined) {
+    try {
+      admin = await startAdminServer(config.httpListen, { readiness: () => readiness.assess(), metrics: () => metrics.exposition() }, logger);
+    } catch (error) {
+      throw listenError(config, error, "http.listen", config.httpListen);
+    }
+    logger.info(
+      { address: `${config.httpListen.host}:${admin.port}`, port: admin.port },
+      `admin HTTP listening on ${config.httpListen.host}:${admin.port} (/healthz, /readyz, /metrics)`,
+    );
+  }
+  const stopAdmin = async () => {
+    readiness.close();
+    await admin?.close();
+  };
   const decisionLog =
     config.decisionLogFile !== undefined
       ? new DecisionLog({ file: config.decisionLogFile, logger: logger.child({ component: "decision-log" }), ...(seams.now ? { now: seams.now } : {}) })
       : undefined;
-  const generationSeams = decisionLog ? { ...seams, decisionLog } : seams;
+  const generationSeams = { ...seams, observer, ...(decisionLog ? { decisionLog } : {}) };
   const downloader =
     config.policy.kind === "bundle-url"
       ? new BundleDownloader(config.policy, {
@@ -102,49 +169,60 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
           ...(seams.random ? { random: seams.random } : {}),
         })
       : undefined;
-  let policy: LivePolicy;
+  let live: LivePolicy;
   let server: RunningGrpcServer;
   let startedFrom: "persisted" | "downloaded" | undefined;
   try {
     if (downloader === undefined) {
-      policy = await LivePolicy.start(config, generationSeams);
+      live = await LivePolicy.start(config, generationSeams);
     } else {
       startedFrom = await downloader.initial();
       try {
-        policy = await LivePolicy.start(config, generationSeams, downloader.read);
+        live = await LivePolicy.start(config, generationSeams, downloader.read);
       } catch (error) {
         if (startedFrom !== "persisted" || !(error instanceof ConfigError)) throw error;
         logger.error({ file: error.file, problems: error.problems }, "the persisted bundle is refused: downloading the bundle instead");
         await downloader.download();
         startedFrom = "downloaded";
-        policy = await LivePolicy.start(config, generationSeams, downloader.read);
+        live = await LivePolicy.start(config, generationSeams, downloader.read);
       }
     }
   } catch (error) {
     downloader?.close();
     await decisionLog?.close();
+    await stopAdmin();
     throw error;
   }
+  policy = live;
+  live.onReload((event) => {
+    metrics?.reloaded(event.outcome);
+    readiness.assess();
+  });
+  readiness.assess();
   try {
-    server = await startGrpcServer(config.listen, policy, logger, {
-      maxRequestBytes: config.maxRequestBytes,
-      ...(tls !== undefined ? { credentials: tls.credentials } : {}),
-    });
+    server = await startGrpcServer(
+      config.listen,
+      live,
+      logger,
+      { maxRequestBytes: config.maxRequestBytes, ...(tls !== undefined ? { credentials: tls.credentials } : {}) },
+      grpcServices(health, seams, logger),
+    );
   } catch (error) {
     downloader?.close();
-    await policy.close();
+    await live.close();
     await decisionLog?.close();
+    await stopAdmin();
     throw listenError(config, error);
   }
   const activate = async (trigger: string) => {
-    const event = await policy.reload(trigger);
+    const event = await live.reload(trigger);
     return { activated: event.outcome === "reloaded" || event.outcome === "unchanged", revision: event.revision };
   };
   if (downloader !== undefined) await downloader.started(activate, startedFrom!);
   let watcher: PolicyWatcher | undefined;
   const watched = sourceFiles(config.policy);
   if (config.watchPolicy && watched.length > 0) {
-    watcher = watchPolicyFiles(watched, (changed) => void policy.reload(`changed: ${changed.join(", ")}`), {
+    watcher = watchPolicyFiles(watched, (changed) => void live.reload(`changed: ${changed.join(", ")}`), {
       logger,
       ...(seams.watchDebounce ? { debounce: seams.watchDebounce } : {}),
     });
@@ -163,44 +241,66 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       ...("socketPath" in config.listen ? { socket: config.listen.socketPath } : { port: server.port }),
       tls: tls === undefined ? "off" : tls.mutual ? "mutual" : "on",
       ...sourceLabel(config.policy),
-      issuers: policy.current.data.issuers.size,
-      revision: policy.current.revision,
+      issuers: live.current.data.issuers.size,
+      revision: live.current.revision,
       watch: config.watchPolicy,
       decision_log: decisionLog?.file ?? null,
+      http_port: admin?.port ?? null,
     },
     `listening on ${server.address}${tls === undefined ? "" : tls.mutual ? " (mutual TLS)" : " (TLS)"}`,
   );
   return {
     port: server.port,
     address: server.address,
+    httpPort: admin?.port ?? null,
+    readiness: () => readiness.assess(),
     get data() {
-      return policy.current.data;
+      return live.current.data;
     },
     get keys() {
-      return policy.current.keys.store;
+      return live.current.keys.store;
     },
     get revision() {
-      return policy.current.revision;
+      return live.current.revision;
     },
     reload: async (trigger = "request") => {
       if (downloader !== undefined) await downloader.pollNow(activate);
-      return policy.reload(trigger);
+      return live.reload(trigger);
     },
     poll: async () => {
       if (downloader !== undefined) await downloader.pollNow(activate);
     },
     reopenDecisionLog: () => decisionLog?.reopen(),
-    nextReload: (filter) => policy.nextReload(filter),
-    onReload: (listener) => policy.onReload(listener),
+    nextReload: (filter) => live.nextReload(filter),
+    onReload: (listener) => live.onReload(listener),
     reloadTls: (trigger = "request") => tls?.reload(trigger) ?? null,
     nextTlsReload: (filter) => tls?.nextReload(filter) ?? null,
     async close() {
+      // Not ready from now on (gRPC health NOT_SERVING, /readyz 503) while the Checks drain.
+      closing = true;
+      readiness.assess();
+      health.close();
       watcher?.close();
       tlsWatcher?.close();
       downloader?.close();
       await server.close();
-      await policy.close();
+      await live.close();
       await decisionLog?.close();
+      await stopAdmin();
     },
   };
+}
+
+/** Health always; reflection when the descriptor set can be read (else a warning, and none). */
+function grpcServices(health: GrpcHealth, seams: ServiceSeams, logger: Logger): GrpcServiceRegistration[] {
+  const descriptorSet = seams.descriptorSet ?? BUILT_DESCRIPTOR_SET;
+  try {
+    return [health, loadReflection(descriptorSet)];
+  } catch (error) {
+    logger.warn(
+      { file: descriptorSet, err: error instanceof Error ? error.message : String(error) },
+      "gRPC reflection is off: its descriptor set cannot be read (npm run build writes it)",
+    );
+    return [health];
+  }
 }

@@ -40,6 +40,8 @@ export interface TokenVerifierOptions {
   readonly cacheEntries: number;
   /** Clock seam, milliseconds since the epoch. */
   readonly now?: () => number;
+  /** Told of every lookup in the verified-token cache, when there is one (metrics); must not throw. */
+  readonly onCacheLookup?: (hit: boolean) => void;
 }
 
 /** A verified token and the `kid` its key was found by, to recheck the key on a cache hit. */
@@ -66,6 +68,7 @@ export class TokenVerifier {
   readonly #leeway: number;
   readonly #now: () => number;
   readonly #cache: LRUCache<string, CachedVerification> | null;
+  readonly #onCacheLookup: ((hit: boolean) => void) | undefined;
   readonly #decoder = new TextDecoder();
 
   constructor(options: TokenVerifierOptions) {
@@ -75,6 +78,7 @@ export class TokenVerifier {
     this.#leeway = options.leewaySeconds;
     this.#now = options.now ?? Date.now;
     this.#cache = options.cacheEntries > 0 ? new LRUCache({ max: options.cacheEntries }) : null;
+    this.#onCacheLookup = this.#cache ? options.onCacheLookup : undefined;
   }
 
   /**
@@ -85,6 +89,7 @@ export class TokenVerifier {
     const nowMs = this.#now();
     const cacheKey = this.#cache ? createHash("sha256").update(token).digest("base64url") : "";
     const cached = this.#cache?.get(cacheKey);
+    this.#onCacheLookup?.(cached !== undefined);
     if (cached) {
       if (allowedIssuers && !allowedIssuers.has(cached.token.iss)) throw new DenyError("issuer_untrusted", "not accepted on this route");
       this.#recheckKey(cached.token.iss, cached.kid);

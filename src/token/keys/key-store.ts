@@ -56,6 +56,11 @@ export interface KeyStoreOptions {
   readonly checkWaitMs?: number;
   /** Receives fetch outcomes (issuer, URL, error); never token material. */
   readonly logger?: Logger;
+  /**
+   * Called when a fetch (or file read) of an issuer's keys has ended, with its outcome,
+   * after the keys held were updated (metrics and readiness); must not throw.
+   */
+  readonly onAttempt?: (issuer: string, ok: boolean) => void;
 }
 
 /** The defaults of {@link KeyStoreOptions}. */
@@ -142,6 +147,7 @@ export class KeyStore {
   readonly #checkWaitMs: number;
   readonly #limits: FetchLimits;
   readonly #logger: Logger | undefined;
+  readonly #onAttempt: ((issuer: string, ok: boolean) => void) | undefined;
   readonly #closing = new AbortController();
   #timer: NodeJS.Timeout | undefined;
 
@@ -161,6 +167,7 @@ export class KeyStore {
     this.#startupWaitMs = options.startupWaitMs ?? KEY_STORE_DEFAULTS.startupWaitMs;
     this.#checkWaitMs = options.checkWaitMs ?? KEY_STORE_DEFAULTS.checkWaitMs;
     this.#logger = options.logger;
+    this.#onAttempt = options.onAttempt;
     this.#limits = {
       fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
       timeoutMs: options.fetchTimeoutMs ?? KEY_STORE_DEFAULTS.fetchTimeoutMs,
@@ -359,6 +366,7 @@ export class KeyStore {
   async #attempt(state: IssuerState): Promise<void> {
     const { issuer } = state.source;
     let from: string | undefined;
+    let ok = false;
     try {
       let document: Record<string, unknown>;
       if (state.source.jwksFile !== undefined) {
@@ -377,6 +385,7 @@ export class KeyStore {
       state.fetchedAt = fetchedAt;
       state.lastError = null;
       this.#logger?.info({ issuer, url: from, keys: keys.jwks.keys.length }, "jwks fetch ok");
+      ok = true;
       if (this.#cacheDir !== undefined && state.kind !== "jwks_file") {
         await writeCachedJwks(this.#cacheDir, { issuer, jwksUri: from, fetchedAt, jwks: keys.jwks }).catch((err: unknown) =>
           this.#logger?.warn({ issuer, err: messageOf(err) }, "jwks disk cache write failed"),
@@ -386,6 +395,8 @@ export class KeyStore {
       state.lastError = messageOf(err);
       this.#logger?.warn({ issuer, url: from ?? null, err: state.lastError }, "jwks fetch failed");
     }
+    // A fetch cut short by close() (a retired key store) is no outcome of the issuer's.
+    if (!this.#closing.signal.aborted) this.#onAttempt?.(issuer, ok);
   }
 
   async #loadDiskCache(state: IssuerState): Promise<void> {

@@ -242,6 +242,16 @@ describe("parseServiceConfig: refused documents", () => {
   });
 });
 
+describe("parseServiceConfig: the admin HTTP listener (http.listen)", () => {
+  it.each([
+    ["IPv4", "127.0.0.1:9090", { host: "127.0.0.1", port: 9090 }],
+    ["any address, a port picked by the system", "0.0.0.0:0", { host: "0.0.0.0", port: 0 }],
+    ["IPv6", "[::1]:9090", { host: "[::1]", port: 9090 }],
+  ])("takes %s", (_name, listen, expected) => {
+    expect(parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292" }, http: { listen } }).httpListen).toEqual(expected);
+  });
+});
+
 describe("parseServiceConfig: defaults", () => {
   it("fills every default of a minimal document", () => {
     const config = parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292" } });
@@ -249,6 +259,7 @@ describe("parseServiceConfig: defaults", () => {
       file: CONFIG_FILE,
       listen: { host: "127.0.0.1", port: 9292 },
       maxRequestBytes: 16 * 1024 * 1024,
+      httpListen: null,
       policy: { kind: "files", dataFile: join(PACKAGE_ROOT, "policies", "demo.yaml"), wasmFile: join(PACKAGE_ROOT, "build", "policy.wasm") },
       watchPolicy: true,
       tokens: { maxBytes: 16 * 1024, leewaySeconds: 60, cacheEntries: 10_000 },

@@ -55,6 +55,12 @@ describe("README drift", () => {
     expect({ ...minimal, file: "" }).toEqual({ ...config, file: "" });
   });
 
+  it("the admin listener example of Health and metrics parses", () => {
+    const [block] = yamlBlocks("### Health and metrics");
+    const config = parseServiceConfig(join(PACKAGE_ROOT, "service.yaml"), parse(block!));
+    expect(config.httpListen).toEqual({ host: "127.0.0.1", port: 9090 });
+  });
+
   it("the authorization data example parses", () => {
     const [block] = yamlBlocks("### Authorization data");
     const data = parseAuthzData(join(PACKAGE_ROOT, "authz.yaml"), parse(block!));

@@ -47,6 +47,7 @@ function event(id: string, method = "GET"): DecisionEvent {
       route: null,
       token: { state: "absent" },
     }),
+    durationSeconds: 0.0001,
   };
 }
 
