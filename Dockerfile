@@ -5,8 +5,9 @@
 #
 # Stages:
 #   opa      the pinned OPA CLI, built with Go as scripts/setup.mjs builds it without one on PATH
-#   build    npm ci, then setup without the test tools (Regal, envoy-check): the Envoy gRPC
-#            stubs, policies/*.rego compiled to build/policy.wasm by that OPA, dist/ by tsc
+#   build    setup without the test tools (Regal, envoy-check): npm ci, the Envoy gRPC stubs
+#            and descriptor set, policies/*.rego compiled to build/policy.wasm by that OPA,
+#            dist/ by tsc
 #   packages the production Node packages only
 #   (final)  Node, those packages, dist/, build/ and policies/: no Go, no OPA, no compiler;
 #            runs as uid 1000, not root
@@ -32,7 +33,6 @@ RUN CGO_ENABLED=0 GOBIN=/out go install github.com/open-policy-agent/opa@v${OPA_
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
 COPY --from=opa /out/opa .tools/bin/opa
 COPY tsconfig.json buf.yaml ./
 COPY proto proto

@@ -15,12 +15,16 @@
 // Nothing is written into the checkout: the targets are transpiled, and the seeds copied,
 // into a temporary directory, where libFuzzer also writes new inputs and crash files.
 // A finding exits 1 and prints each crashing input (as JSON and base64) and the command
-// that replays it. Needs dist/ (npm run build).
+// that replays it. Needs dist/ (npm run build). On a Node older than package.json's engines
+// it runs with the pinned Node 24 instead (scripts/node-runtime.mjs).
 import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { useSupportedNode } from "./node-runtime.mjs";
+
+await useSupportedNode();
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const fuzzDir = join(root, "test", "fuzz");
@@ -74,22 +78,18 @@ function listTypeScript(dir) {
 }
 
 /**
- * Transpiles test/fuzz/**.ts into `work/test/fuzz/` (types are checked by `npm test`'s
- * tsc step, not here). `work/src` links to dist/, so a target's `../../../src/x.js`
- * imports the compiled module that jazzer.js instruments.
+ * Transpiles test/fuzz/**.ts into `work/test/fuzz/` with Vite's TypeScript transform (Oxc;
+ * types are checked by `npm test`'s tsc step, not here). `work/src` links to dist/, so a
+ * target's `../../../src/x.js` imports the compiled module that jazzer.js instruments.
  */
 async function prepareTargets(work) {
-  const { default: ts } = await import("typescript");
+  const { transformWithOxc } = await import("vite");
   for (const file of listTypeScript(fuzzDir)) {
     const out = join(work, relative(root, file)).replace(/\.ts$/, ".js");
-    const { outputText, sourceMapText } = ts.transpileModule(readFileSync(file, "utf8"), {
-      fileName: file,
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, sourceMap: true },
-    });
+    const { code, map } = await transformWithOxc(readFileSync(file, "utf8"), file, { lang: "ts", target: "es2024", sourcemap: true });
     // Stack traces name the file in the checkout, not the transpiled copy.
-    const map = { ...JSON.parse(sourceMapText), sources: [relative(dirname(out), file).split(sep).join("/")], sourceRoot: undefined };
-    const code = outputText.replace(/^\/\/# sourceMappingURL=.*$/m, "");
-    const inline = `//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(map)).toString("base64")}`;
+    const mapped = { ...map, sources: [relative(dirname(out), file).split(sep).join("/")], sourceRoot: undefined };
+    const inline = `//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(mapped)).toString("base64")}`;
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, `${code.trimEnd()}\n${inline}\n`);
   }

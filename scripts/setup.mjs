@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // Brings a checkout to a runnable state, doing only what is missing or stale:
-//   1. Node packages (npm install) when package-lock.json changed;
+//   0. a supported Node: on a Node older than package.json's engines (22.12), the pinned
+//      Node 24 is installed into .tools/node and this script runs again with it
+//      (scripts/node-runtime.mjs);
+//   1. Node packages, exactly as package-lock.json pins them (npm ci, which never writes the
+//      lock), when the lock or package.json's dependencies changed;
 //   2. the pinned OPA CLI and Regal (the Rego linter) in .tools/bin (a PATH copy if it is the
 //      pinned version, else built with Go), and envoy-check (tools/envoy-check) built with Go;
 //      with --for-tests also Prometheus's promtool, which only `npm test` uses (it checks
@@ -11,12 +15,16 @@
 //   5. TypeScript compiled to dist/ (tsc, incremental).
 // With --no-test-tools, Regal and envoy-check are left out: only `npm test` uses them (the
 // container image's build stage runs setup this way, with the pinned OPA already in place).
-// Plain Node with no dependencies, because it runs before node_modules exists.
+// Plain Node with no dependencies, because it runs before node_modules exists, and on
+// whatever Node the machine has.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { NODE_FLOOR, toolsNodeBin, useSupportedNode } from "./node-runtime.mjs";
+
+await useSupportedNode();
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
@@ -63,24 +71,21 @@ function readStamp(file) {
   return existsSync(file) ? readFileSync(file, "utf8") : "";
 }
 
-function checkNode() {
-  const [major, minor] = process.versions.node.split(".").map(Number);
-  if (major < 20 || (major === 20 && minor < 19)) {
-    fail(`Node ${process.versions.node} is too old: scitokens-authz needs Node >= 20.19`);
-  }
+/** What `npm ci` installs from: the lock, and the dependency fields of package.json it must agree with. */
+function packageInputs() {
+  const fields = ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies", "overrides", "bundleDependencies"];
+  return [readFileSync(join(root, "package-lock.json")), JSON.stringify(fields.map((field) => pkg[field] ?? null))];
 }
 
 function installPackages() {
-  const lock = join(root, "package-lock.json");
   const installed = join(root, "node_modules", ".package-lock.json");
   const stamp = join(root, "node_modules", ".setup-stamp");
-  const want = hashOf([readFileSync(lock)]);
+  const want = hashOf(packageInputs());
   if (existsSync(installed) && readStamp(stamp) === want) return;
-  // `npm install` rather than `npm ci`: both follow package-lock.json, but `npm ci` refuses a
-  // lock that lacks optional per-platform packages (e.g. @bufbuild/buf's darwin builds) that
-  // a registry mirror does not carry.
-  say("installing Node packages (npm install, as pinned by package-lock.json)");
-  run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"]);
+  // `npm ci` installs exactly what package-lock.json pins and never writes it; a lock that
+  // does not match package.json stops here with npm's message saying what is missing.
+  say("installing Node packages (npm ci, as pinned by package-lock.json)");
+  run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
   writeFileSync(stamp, want);
 }
 
@@ -303,12 +308,18 @@ function compileTypeScript() {
   say("compiling TypeScript (tsc)");
   const started = Date.now();
   run(join(root, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.json"]);
+  // Commands run by their #! line (package.json's "bin", through npx) need the executable
+  // bit, which tsc 7 does not set.
+  const cli = join(root, "dist", "cli");
+  for (const file of readdirSync(cli).filter((f) => f.endsWith(".js"))) {
+    if (readFileSync(join(cli, file)).subarray(0, 2).toString() === "#!") chmodSync(join(cli, file), 0o755);
+  }
   writeFileSync(stamp, "");
   // Date the stamp at the start of the compile: a source edited during it is seen next time.
   utimesSync(stamp, new Date(started), new Date(started));
 }
 
-checkNode();
+if (dirname(process.execPath) === toolsNodeBin) say(`using Node ${process.versions.node} from .tools/node (the machine's Node is older than ${NODE_FLOOR})`);
 installPackages();
 installOpa();
 if (testTools) {

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The whole test suite (run after scripts/setup.mjs by `npm test`, and so by .ci/run):
+//   0. on a Node older than package.json's engines, the pinned Node 24 runs it instead
+//      (scripts/node-runtime.mjs), first on PATH for everything below;
 //   1. Debian packages the tests use (scitokens-cpp's scitokens-create, libscitokens-dev and
 //      gcc for the differential harness), installed if missing;
 //   2. the Rego gates, one line each: `opa fmt` (nothing to reformat), `opa check --strict`,
@@ -14,6 +16,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { useSupportedNode } from "./node-runtime.mjs";
+
+await useSupportedNode();
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const tools = join(root, ".tools", "bin");

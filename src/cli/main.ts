@@ -22,14 +22,16 @@ const USAGE = `scitokens-authz: an Envoy ext_authz service for SciTokens and WLC
 
 Usage:
   scitokens-authz serve [--config FILE] [--listen HOST:PORT|unix:PATH]
-      Without --config: the embedded default (demo policy + a development issuer on loopback).
+      Without --config: the embedded default (demo policy + a development issuer on loopback),
+      which also takes [--dev-issuer-port PORT] (default 8484; 0: any free port) and
+      [--state FILE] (where the issuer publishes its key, default .state/dev-issuer.json).
   scitokens-authz validate [--config FILE] [--json]
       Checks the service config, its authorization data and compiled policy as serve would
       at start-up, plus each jwks_file and keys.cache_dir; offline (no key fetch, nothing
       listens). Lists every problem. Exit 0 valid, 2 not valid, 1 internal error.
   scitokens-authz token create [--scope S]... [--aud A]... [--lifetime SECONDS]
                                [--profile scitokens2|wlcg1|scitokens1] [--sub SUBJECT] [--group G]...
-                               [--issuer ISS]
+                               [--issuer ISS] [--state FILE]
       Mints a token with the running development issuer's key (start \`serve\` first).
   scitokens-authz check --path PATH [--method GET] [--token TOKEN] [--host HOST]
                         [--header NAME:VALUE]... [--route NAME] [--target HOST:PORT|unix:PATH]
@@ -90,8 +92,12 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "serve": {
-      const { values } = parseArgs({ args: rest, options: { config: { type: "string" }, listen: { type: "string" } }, strict: true });
-      await serve({ config: configFileFrom(values.config), listen: values.listen });
+      const { values } = parseArgs({
+        args: rest,
+        options: { config: { type: "string" }, listen: { type: "string" }, "dev-issuer-port": { type: "string" }, state: { type: "string" } },
+        strict: true,
+      });
+      await serve({ config: configFileFrom(values.config), listen: values.listen, devIssuerPort: values["dev-issuer-port"], stateFile: values.state });
       return 0;
     }
     case "validate": {
@@ -199,7 +205,7 @@ async function main(argv: string[]): Promise<number> {
     case "version":
     case "--version": {
       const pkg = JSON.parse(readFileSync(resolve(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
-      process.stdout.write(`scitokens-authz ${pkg.version}\n`);
+      process.stdout.write(`scitokens-authz ${pkg.version} (Node ${process.versions.node})\n`);
       return 0;
     }
     case undefined:

@@ -1,4 +1,5 @@
-import { resolve } from "node:path";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join, relative, resolve } from "node:path";
 import { format } from "node:util";
 import { setLogger } from "@grpc/grpc-js";
 import { ConfigError } from "../config/config-error.js";
@@ -13,16 +14,20 @@ import {
   parseServiceConfig,
   socketPathProblems,
 } from "../config/service-config.js";
-import { type DevIssuer, mintToken, startDevIssuer } from "../dev-issuer/index.js";
+import { type DevIssuer, demoDataFor, mintToken, startDevIssuer } from "../dev-issuer/index.js";
 import { createLogger } from "../observability/logger.js";
 import { type RunningService, startService } from "../server/service.js";
+
+const DEV_ISSUER = { host: "127.0.0.1", port: 8484, path: "/dev" } as const;
 
 /** The embedded default (no --config): the demo policy and its development issuer. */
 export const DEMO = {
   listen: "127.0.0.1:9292",
-  issuerHost: "127.0.0.1",
-  issuerPort: 8484,
-  issuerPath: "/dev",
+  issuerHost: DEV_ISSUER.host,
+  issuerPort: DEV_ISSUER.port,
+  issuerPath: DEV_ISSUER.path,
+  /** The issuer policies/demo.yaml trusts: the development issuer at its default address. */
+  issuer: `http://${DEV_ISSUER.host}:${DEV_ISSUER.port}${DEV_ISSUER.path}`,
   audience: "https://storage.example.org",
   stateFile: resolve(PACKAGE_ROOT, ".state", "dev-issuer.json"),
 } as const;
@@ -30,6 +35,10 @@ export const DEMO = {
 export interface ServeOptions {
   readonly config?: string | undefined;
   readonly listen?: string | undefined;
+  /** Embedded default only (`--dev-issuer-port`): the development issuer's port, 0 for any free one. */
+  readonly devIssuerPort?: string | undefined;
+  /** Embedded default only (`--state`): where the development issuer publishes its key for `token create`. */
+  readonly stateFile?: string | undefined;
 }
 
 function demoConfig(listen: string): ServiceConfig {
@@ -39,8 +48,33 @@ function demoConfig(listen: string): ServiceConfig {
   });
 }
 
+/** The development issuer's port and state file from the options, checked. */
+function devIssuerSettings(options: ServeOptions): { port: number; stateFile: string } {
+  const given = [options.devIssuerPort !== undefined ? "--dev-issuer-port" : "", options.stateFile !== undefined ? "--state" : ""].filter(Boolean);
+  if (options.config !== undefined && given.length > 0) {
+    throw new ConfigError(given.join(" and "), ["only for the embedded default (serve without --config), whose development issuer they set"]);
+  }
+  const port = options.devIssuerPort ?? String(DEMO.issuerPort);
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
+    throw new ConfigError("--dev-issuer-port", [`expected a port from 0 to 65535 (0: any free port), got ${JSON.stringify(port)}`]);
+  }
+  return { port: Number(port), stateFile: resolve(options.stateFile ?? DEMO.stateFile) };
+}
+
+/**
+ * The data file for the demo: policies/demo.yaml when the development issuer runs at the
+ * address it trusts, else a copy trusting `issuer`, written beside the state file.
+ */
+async function demoDataFile(issuer: string, stateFile: string): Promise<string> {
+  if (issuer === DEMO.issuer) return DEMO_DATA_FILE;
+  const file = join(dirname(stateFile), "demo.yaml");
+  await writeFile(file, demoDataFor(await readFile(DEMO_DATA_FILE, "utf8"), DEMO.issuer, issuer));
+  return file;
+}
+
 /** `scitokens-authz serve`: runs until SIGINT/SIGTERM, then drains and exits; SIGHUP reloads the policy files. */
 export async function serve(options: ServeOptions): Promise<void> {
+  const issuerSettings = devIssuerSettings(options);
   let config = options.config !== undefined ? await loadServiceConfig(options.config) : demoConfig(options.listen ?? DEMO.listen);
   if (options.listen !== undefined) {
     const listen = parseListen(options.listen);
@@ -73,15 +107,20 @@ export async function serve(options: ServeOptions): Promise<void> {
   };
   process.on("SIGHUP", reload);
   let devIssuer: DevIssuer | undefined;
+  let demoData: string | undefined;
   let service: RunningService;
   try {
     if (options.config === undefined) {
-      devIssuer = await startDevIssuer({ host: DEMO.issuerHost, port: DEMO.issuerPort, path: DEMO.issuerPath, stateFile: DEMO.stateFile });
+      const { port, stateFile } = issuerSettings;
+      devIssuer = await startDevIssuer({ host: DEMO.issuerHost, port, path: DEMO.issuerPath, stateFile });
+      demoData = await demoDataFile(devIssuer.issuer, stateFile);
+      config = { ...config, policy: { kind: "files", dataFile: demoData, wasmFile: BUILT_POLICY_FILE } };
     }
     service = await startService(config, { logger });
   } catch (error) {
     process.off("SIGHUP", reload);
     await devIssuer?.close();
+    await removeDemoCopy(demoData);
     throw error;
   }
   running = service;
@@ -89,7 +128,9 @@ export async function serve(options: ServeOptions): Promise<void> {
     void service.reload("SIGHUP");
     void service.reloadTls("SIGHUP");
   }
-  if (devIssuer) await printDemo(devIssuer, service.address);
+  if (devIssuer && demoData) {
+    await printDemo(devIssuer, { target: service.address, dataFile: demoData, stateFile: issuerSettings.stateFile });
+  }
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
       logger.info({ signal }, "shutting down");
@@ -101,10 +142,17 @@ export async function serve(options: ServeOptions): Promise<void> {
   process.off("SIGHUP", reload);
   await service.close();
   await devIssuer?.close();
+  await removeDemoCopy(demoData);
   logger.flush();
 }
 
-async function printDemo(issuer: DevIssuer, target: string): Promise<void> {
+/** Removes the demo data copy that {@link demoDataFile} wrote (never policies/demo.yaml). */
+async function removeDemoCopy(file: string | undefined): Promise<void> {
+  if (file !== undefined && file !== DEMO_DATA_FILE) await rm(file, { force: true });
+}
+
+async function printDemo(issuer: DevIssuer, where: { target: string; dataFile: string; stateFile: string }): Promise<void> {
+  const { target } = where;
   const token = await mintToken({
     privateKey: issuer.privateKey,
     alg: issuer.alg,
@@ -115,10 +163,11 @@ async function printDemo(issuer: DevIssuer, target: string): Promise<void> {
     lifetimeSeconds: 3600,
   });
   const check = `npx scitokens-authz check --target ${target}`;
+  const state = where.stateFile === DEMO.stateFile ? "" : ` --state ${where.stateFile}`;
   const lines = [
     "",
     `scitokens-authz is serving envoy.service.auth.v3.Authorization/Check on ${target} (plaintext gRPC)`,
-    `  policy: policies/authz.rego (build/policy.wasm) with data policies/demo.yaml`,
+    `  policy: policies/authz.rego (build/policy.wasm) with data ${shown(where.dataFile)}`,
     `  development issuer: ${issuer.issuer} (ephemeral ${issuer.alg} key, loopback only)`,
     "",
     `A token from the development issuer (aud ${DEMO.audience}, scope "read:/data", valid 1 h):`,
@@ -134,9 +183,15 @@ async function printDemo(issuer: DevIssuer, target: string): Promise<void> {
     "Denied (401 token_missing): no token",
     `  ${check} --method GET --path /protected/data/hello.txt`,
     "",
-    `More tokens:  npx scitokens-authz token create --scope storage.create:/data/new --aud ${DEMO.audience}`,
+    `More tokens:  npx scitokens-authz token create${state} --scope storage.create:/data/new --aud ${DEMO.audience}`,
     "Stop with Ctrl-C. Decision logs follow as JSON lines.",
     "",
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+/** A file of the checkout relative to it (policies/demo.yaml), any other as given. */
+function shown(file: string): string {
+  const inCheckout = relative(PACKAGE_ROOT, file);
+  return inCheckout.startsWith("..") ? file : inCheckout;
 }

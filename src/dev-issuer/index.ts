@@ -1,3 +1,4 @@
+export { demoDataFor } from "./demo-data.js";
 export { isLoopbackHost } from "./loopback.js";
 export type { MintOptions, TokenProfile } from "./mint.js";
 export { DEFAULT_LIFETIME_SECONDS, DEFAULT_SUBJECT, mintToken } from "./mint.js";

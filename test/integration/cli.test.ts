@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -135,9 +135,16 @@ describe("scitokens-authz serve --config", () => {
 
 describe("scitokens-authz serve (embedded default)", () => {
   it("prints a token and sample Checks that behave as printed", async () => {
-    const served = spawnServe([]);
+    // On free ports, with the development issuer's files in a temporary folder: the demo
+    // then trusts the issuer where it runs, and nothing is written into the checkout.
+    const state = join(dir, "demo", "dev-issuer.json");
+    const served = spawnServe(["--listen", "127.0.0.1:0", "--dev-issuer-port", "0", "--state", state]);
     try {
       const [, token] = await served.waitFor(/^ {2}export TOKEN=(\S+)$/);
+      const [, target] = await served.waitFor(/^scitokens-authz is serving \S+ on (127\.0\.0\.1:\d+) /);
+      const [, issuerPort] = await served.waitFor(/^ {2}development issuer: http:\/\/127\.0\.0\.1:(\d+)\/dev /);
+      expect(Number(issuerPort)).not.toBe(8484);
+      expect(served.lines).toContain(`  policy: policies/authz.rego (build/policy.wasm) with data ${join(dir, "demo", "demo.yaml")}`);
       await served.waitFor(/^Stop with Ctrl-C/);
       const samples = served.lines.filter((l) => l.trim().startsWith("npx scitokens-authz check"));
       expect(samples).toHaveLength(3);
@@ -159,14 +166,16 @@ describe("scitokens-authz serve (embedded default)", () => {
       expect(text).toContain("Denied (403 scope_insufficient)");
       expect(text).toContain("Denied (401 token_missing)");
 
-      const created = await run(process.execPath, [CLI, "token", "create", "--scope", "storage.create:/data/new", "--profile", "wlcg1"]);
+      expect(text).toContain(`npx scitokens-authz token create --state ${state} --scope`);
+
+      const created = await run(process.execPath, [CLI, "token", "create", "--state", state, "--scope", "storage.create:/data/new", "--profile", "wlcg1"]);
       const minted = created.stdout.trim();
-      const put = await run(process.execPath, [CLI, "check", "--token", minted, "--method", "PUT", "--path", "/protected/data/new/file"]);
+      const put = await run(process.execPath, [CLI, "check", "--target", target!, "--token", minted, "--method", "PUT", "--path", "/protected/data/new/file"]);
       expect(put.stdout).toMatch(/^ALLOWED/);
       expect(put.stdout).toContain("upstream header set: if-none-match: *");
 
-      const foreign = await run(process.execPath, [CLI, "token", "create", "--scope", "read:/", "--issuer", "https://untrusted.example"]);
-      const untrusted = await run(process.execPath, [CLI, "check", "--token", foreign.stdout.trim(), "--path", "/protected/data/x"]).catch(
+      const foreign = await run(process.execPath, [CLI, "token", "create", "--state", state, "--scope", "read:/", "--issuer", "https://untrusted.example"]);
+      const untrusted = await run(process.execPath, [CLI, "check", "--target", target!, "--token", foreign.stdout.trim(), "--path", "/protected/data/x"]).catch(
         (e: { code: number; stdout: string }) => e,
       );
       expect((untrusted as { code: number }).code).toBe(1);
@@ -174,8 +183,31 @@ describe("scitokens-authz serve (embedded default)", () => {
     } finally {
       expect(await served.stop()).toBe(0);
     }
-    const after = await run(process.execPath, [CLI, "token", "create", "--scope", "read:/"]).catch((e: { code: number; stderr: string }) => e);
+    const after = await run(process.execPath, [CLI, "token", "create", "--state", state, "--scope", "read:/"]).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     expect((after as { code: number }).code).toBe(1);
     expect((after as { stderr: string }).stderr).toContain("the development issuer is not running");
+    // Stopped, it leaves nothing behind: the key and the demo data copy are removed.
+    expect(await readdir(join(dir, "demo"))).toEqual([]);
   }, 60_000);
+
+  it.each([
+    {
+      name: "--dev-issuer-port with --config",
+      args: ["--config", "service.yaml", "--dev-issuer-port", "0"],
+      expected: /--dev-issuer-port: only for the embedded default/,
+    },
+    { name: "--state with --config", args: ["--config", "service.yaml", "--state", "x.json"], expected: /--state: only for the embedded default/ },
+    {
+      name: "a --dev-issuer-port that is not a number",
+      args: ["--dev-issuer-port", "http"],
+      expected: /--dev-issuer-port: expected a port from 0 to 65535 \(0: any free port\), got "http"/,
+    },
+    { name: "a --dev-issuer-port above 65535", args: ["--dev-issuer-port", "65536"], expected: /--dev-issuer-port: expected a port from 0 to 65535/ },
+  ])("refuses $name: exit 2, before anything listens", async ({ args, expected }) => {
+    const result = await run(process.execPath, [CLI, "serve", ...args]).catch((e: { code: number; stderr: string }) => e);
+    expect((result as { code: number }).code).toBe(2);
+    expect((result as { stderr: string }).stderr).toMatch(expected);
+  });
 });
