@@ -3,10 +3,11 @@ import { BundleDownloader } from "../bundle/downloader.js";
 import { sourceFiles, sourceLabel } from "../bundle/snapshot.js";
 import type { AuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
-import { type ServiceConfig, listenTarget } from "../config/service-config.js";
+import { type ListenAddress, type ServiceConfig, listenTarget } from "../config/service-config.js";
 import { DecisionLog } from "../observability/decision-log.js";
 import { LiveTls, type TlsReloadEvent, tlsFiles } from "../tls/index.js";
 import type { KeyStore } from "../token/keys/index.js";
+import { type RunningAuthzHttpServer, startAuthzHttpServer } from "./authz-http-server.js";
 import { type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
 import { LivePolicy, type ReloadEvent } from "./live-policy.js";
 import { type DebounceOptions, type PolicyWatcher, watchPolicyFiles } from "./policy-watcher.js";
@@ -29,6 +30,8 @@ export interface RunningService {
   readonly port: number;
   /** What a client targets: "127.0.0.1:40213" or "unix:/run/scitokens-authz/grpc.sock". */
   readonly address: string;
+  /** The HTTP authorization endpoint (`authz_http.listen`): its port (0 on a Unix socket) and address; null without one. */
+  readonly authzHttp: { readonly port: number; readonly address: string } | null;
   /** The authorization data of the generation in force. */
   readonly data: AuthzData;
   /** The key store of the generation in force. */
@@ -63,20 +66,20 @@ export type { TlsReloadEvent } from "../tls/index.js";
 export type { ReloadEvent } from "./live-policy.js";
 
 /** Why the gRPC address cannot be used, as a configuration error of `grpc.listen` (exit 2). */
-function listenError(config: ServiceConfig, error: unknown): unknown {
-  if (error instanceof SocketPathError) return new ConfigError(config.file, [`grpc.listen: ${error.message}`]);
+function listenError(config: ServiceConfig, error: unknown, key = "grpc.listen", listen: ListenAddress = config.listen): unknown {
+  if (error instanceof SocketPathError) return new ConfigError(config.file, [`${key}: ${error.message}`]);
   const message = error instanceof Error ? error.message : String(error);
-  const address = listenTarget(config.listen);
+  const address = listenTarget(listen);
   const why = /EADDRINUSE/.test(message)
     ? "the address is in use (another process listens there)"
     : /EACCES/.test(message)
-      ? "socketPath" in config.listen
+      ? "socketPath" in listen
         ? "permission denied (the service's user cannot create files in the socket's folder)"
         : "permission denied (ports below 1024 need privileges)"
       : /EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(message)
         ? "no interface of this machine has that address"
         : null;
-  return why === null ? error : new ConfigError(config.file, [`grpc.listen: cannot listen on ${address}: ${why}`]);
+  return why === null ? error : new ConfigError(config.file, [`${key}: cannot listen on ${address}: ${why}`]);
 }
 
 /**
@@ -136,6 +139,21 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     await decisionLog?.close();
     throw listenError(config, error);
   }
+  // The HTTP authorization endpoint, when configured: the same live policy decides.
+  let authzHttp: RunningAuthzHttpServer | undefined;
+  if (config.authzHttp !== undefined) {
+    try {
+      authzHttp = await startAuthzHttpServer(config.authzHttp.listen, policy, logger.child({ component: "authz-http" }), {
+        maxHeaderBytes: config.authzHttp.maxHeaderBytes,
+      });
+    } catch (error) {
+      downloader?.close();
+      await server.close();
+      await policy.close();
+      await decisionLog?.close();
+      throw listenError(config, error, "authz_http.listen", config.authzHttp.listen);
+    }
+  }
   const activate = async (trigger: string) => {
     const event = await policy.reload(trigger);
     return { activated: event.outcome === "reloaded" || event.outcome === "unchanged", revision: event.revision };
@@ -167,12 +185,16 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       revision: policy.current.revision,
       watch: config.watchPolicy,
       decision_log: decisionLog?.file ?? null,
+      authz_http: authzHttp?.address ?? null,
     },
-    `listening on ${server.address}${tls === undefined ? "" : tls.mutual ? " (mutual TLS)" : " (TLS)"}`,
+    `listening on ${server.address}${tls === undefined ? "" : tls.mutual ? " (mutual TLS)" : " (TLS)"}${
+      authzHttp === undefined ? "" : `; HTTP authorization endpoint on ${authzHttp.address}`
+    }`,
   );
   return {
     port: server.port,
     address: server.address,
+    authzHttp: authzHttp !== undefined ? { port: authzHttp.port, address: authzHttp.address } : null,
     get data() {
       return policy.current.data;
     },
@@ -198,7 +220,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       watcher?.close();
       tlsWatcher?.close();
       downloader?.close();
-      await server.close();
+      await Promise.all([server.close(), authzHttp?.close()]);
       await policy.close();
       await decisionLog?.close();
     },
