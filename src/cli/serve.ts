@@ -4,8 +4,10 @@ import { setLogger } from "@grpc/grpc-js";
 import { ConfigError } from "../config/config-error.js";
 import {
   BUILT_POLICY_FILE,
+  DEFAULT_AUTHZ_HTTP_MAX_HEADER_BYTES,
   DEMO_DATA_FILE,
   LISTEN_FORMS,
+  type ListenAddress,
   PACKAGE_ROOT,
   type ServiceConfig,
   loadServiceConfig,
@@ -30,6 +32,17 @@ export const DEMO = {
 export interface ServeOptions {
   readonly config?: string | undefined;
   readonly listen?: string | undefined;
+  /** `--authz-http`: serve the HTTP authorization endpoint there (replaces `authz_http.listen`). */
+  readonly authzHttp?: string | undefined;
+}
+
+/** A `--listen`-like flag's address, or a ConfigError naming the flag. */
+function flagAddress(flag: string, value: string): ListenAddress {
+  const listen = parseListen(value);
+  if (!listen) throw new ConfigError(flag, [`expected ${LISTEN_FORMS}, got ${JSON.stringify(value)}`]);
+  const problems = socketPathProblems(listen);
+  if (problems.length > 0) throw new ConfigError(flag, problems);
+  return listen;
 }
 
 function demoConfig(listen: string): ServiceConfig {
@@ -42,12 +55,10 @@ function demoConfig(listen: string): ServiceConfig {
 /** `scitokens-authz serve`: runs until SIGINT/SIGTERM, then drains and exits; SIGHUP reloads the policy files. */
 export async function serve(options: ServeOptions): Promise<void> {
   let config = options.config !== undefined ? await loadServiceConfig(options.config) : demoConfig(options.listen ?? DEMO.listen);
-  if (options.listen !== undefined) {
-    const listen = parseListen(options.listen);
-    if (!listen) throw new ConfigError("--listen", [`expected ${LISTEN_FORMS}, got ${JSON.stringify(options.listen)}`]);
-    const problems = socketPathProblems(listen);
-    if (problems.length > 0) throw new ConfigError("--listen", problems);
-    config = { ...config, listen };
+  if (options.listen !== undefined) config = { ...config, listen: flagAddress("--listen", options.listen) };
+  if (options.authzHttp !== undefined) {
+    const listen = flagAddress("--authz-http", options.authzHttp);
+    config = { ...config, authzHttp: { listen, maxHeaderBytes: config.authzHttp?.maxHeaderBytes ?? DEFAULT_AUTHZ_HTTP_MAX_HEADER_BYTES } };
   }
   const logger = createLogger(config.logLevel);
   // grpc-js reports some failures on stderr in its own format (e.g. "E No address added…"
@@ -89,7 +100,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     void service.reload("SIGHUP");
     void service.reloadTls("SIGHUP");
   }
-  if (devIssuer) await printDemo(devIssuer, service.address);
+  if (devIssuer) await printDemo(devIssuer, service.address, service.authzHttp?.address ?? null);
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
       logger.info({ signal }, "shutting down");
@@ -104,7 +115,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   logger.flush();
 }
 
-async function printDemo(issuer: DevIssuer, target: string): Promise<void> {
+async function printDemo(issuer: DevIssuer, target: string, authzHttp: string | null): Promise<void> {
   const token = await mintToken({
     privateKey: issuer.privateKey,
     alg: issuer.alg,
@@ -120,6 +131,7 @@ async function printDemo(issuer: DevIssuer, target: string): Promise<void> {
     `scitokens-authz is serving envoy.service.auth.v3.Authorization/Check on ${target} (plaintext gRPC)`,
     `  policy: policies/authz.rego (build/policy.wasm) with data policies/demo.yaml`,
     `  development issuer: ${issuer.issuer} (ephemeral ${issuer.alg} key, loopback only)`,
+    ...(authzHttp !== null ? [`  HTTP authorization endpoint (nginx auth_request, Envoy http_service): ${authzHttp}`] : []),
     "",
     `A token from the development issuer (aud ${DEMO.audience}, scope "read:/data", valid 1 h):`,
     "",

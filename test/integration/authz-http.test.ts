@@ -1,10 +1,15 @@
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { validateConfig } from "../../src/cli/validate.js";
+import { BUILT_POLICY_FILE, DEMO_DATA_FILE } from "../../src/config/service-config.js";
 import type { CheckResponse } from "../../src/gen/envoy/service/auth/v3/external_auth.js";
+import { CLI, spawnServe } from "../helpers/cli-process.js";
 import { type HttpResult, headerValues, httpCall } from "../helpers/http-client.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
@@ -278,5 +283,56 @@ describe("on a Unix socket", () => {
     }
     await expect(stat(socketPath)).rejects.toMatchObject({ code: "ENOENT" });
     await rm(dir, { recursive: true, force: true });
+  });
+});
+
+it("validate checks the folder of authz_http's socket as serve would", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "scitokens-authz-http-"));
+  try {
+    const file = join(dir, "service.yaml");
+    await writeFile(
+      file,
+      `grpc: { listen: "127.0.0.1:9292" }\nauthz_http: { listen: "unix:${dir}/missing/http.sock" }\npolicy: { data: ${DEMO_DATA_FILE}, wasm: ${BUILT_POLICY_FILE} }\n`,
+    );
+    const report = await validateConfig(file);
+    expect(report.problems).toContainEqual({
+      file,
+      problem: `authz_http.listen: expected an existing folder for the socket ${dir}/missing/http.sock, found nothing at ${dir}/missing`,
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+describe("serve --authz-http", () => {
+  let dir: string;
+  let file: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "scitokens-authz-http-"));
+    await writeFile(join(dir, "data.yaml"), `audiences: ["${TEST_AUDIENCE}"]\nissuers: [{ issuer: "${issuer.issuer}", base_path: /protected }]\n`);
+    file = join(dir, "service.yaml");
+    await writeFile(file, `grpc: { listen: "127.0.0.1:0" }\npolicy: { data: data.yaml, wasm: ${BUILT_POLICY_FILE} }\n`);
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("serves the endpoint at the address given", async () => {
+    const served = spawnServe(["--config", file, "--authz-http", "127.0.0.1:0"]);
+    try {
+      const [, httpPort] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:\d+; HTTP authorization endpoint on 127\.0\.0\.1:(\d+)"/);
+      const result = await httpCall({ port: Number(httpPort) }, { path: "/nginx", headers: ["X-Original-Method", "GET", "X-Original-URI", "/protected/x"] });
+      expect(result.headers["x-scitokens-authz-reason"]).toBe("token_missing");
+    } finally {
+      expect(await served.stop()).toBe(0);
+    }
+  });
+
+  it("refuses an address that is none: exit 2 naming the flag", async () => {
+    const run = await promisify(execFile)(process.execPath, [CLI, "serve", "--config", file, "--authz-http", "9393"]).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect((run as { code: number }).code).toBe(2);
+    expect((run as { stderr: string }).stderr).toContain('--authz-http: expected "host:port"');
   });
 });
