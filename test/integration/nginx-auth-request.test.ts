@@ -139,7 +139,15 @@ beforeAll(async () => {
 
   await writeFile(
     join(dir, "data.yaml"),
-    `audiences: ["${TEST_AUDIENCE}"]\nissuers:\n  - { issuer: "${issuer.issuer}", base_path: /protected }\n  - { issuer: "${silentIssuer.issuer}", base_path: /protected }\n`,
+    [
+      `audiences: ["${TEST_AUDIENCE}"]`,
+      "issuers:",
+      `  - { issuer: "${issuer.issuer}", base_path: /protected }`,
+      `  - { issuer: "${silentIssuer.issuer}", base_path: /protected }`,
+      // Asked directly below, for the full set of identity headers a passthrough removes.
+      "routes: { open: { on_missing: passthrough } }",
+      "",
+    ].join("\n"),
   );
   await writeFile(
     join(dir, "service.yaml"),
@@ -284,6 +292,23 @@ describe("the application behind /protected/api/ and its identity headers", () =
     expect(received(before, "x-scitokens-groups")).toEqual([]);
     expect(received(before, "x_scitokens_subject")).toEqual([]);
     expect(received(before, "authorization")).toEqual([`Bearer ${tokens["api"]}`]);
+  });
+
+  it("the shipped config copies every identity header the service can set", async () => {
+    const passthrough = await httpCall(
+      { socketPath: join(dir, "authz.sock") },
+      { path: "/nginx/open", headers: ["X-Original-Method", "GET", "X-Original-URI", "/protected/x"] },
+    );
+    const identity = String(passthrough.headers["x-envoy-auth-headers-to-remove"])
+      .split(",")
+      .filter((name) => name.startsWith("x-scitokens-"));
+    expect(identity.length).toBeGreaterThanOrEqual(5);
+    const template = await readFile(TEMPLATE, "utf8");
+    for (const name of identity) {
+      const variable = `$scitokens_${name.slice("x-scitokens-".length)}`;
+      expect(template).toContain(`auth_request_set ${variable} $upstream_http_${name.replaceAll("-", "_")};`);
+      expect(template.toLowerCase()).toContain(`proxy_set_header ${name} ${variable};`);
+    }
   });
 
   it("a denied request does not reach it at all", async () => {
