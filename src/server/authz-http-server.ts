@@ -66,7 +66,7 @@ export async function startAuthzHttpServer(
       response = handler.faultResponse();
     }
     const { status, headers, body } = checkResponseToHttp(response);
-    res.writeHead(status, headers).end(body);
+    res.writeHead(status, { ...headers, "content-length": Buffer.byteLength(body) }).end(body);
   };
   const server: Server = createServer(
     {

@@ -203,6 +203,7 @@ describe("the same decision as the gRPC path", () => {
     expect(result.headers["x-scitokens-authz-decision-id"]).toMatch(/^[0-9a-f-]{36}$/);
     expect(result.headers["x-scitokens-authz-revision"]).toBe(svc.service.revision);
     expect(result.body.length).toBe(0);
+    expect(result.headers["content-length"]).toBe("0");
   });
 
   it("a denial carries the gRPC path's challenge and JSON body", async () => {
