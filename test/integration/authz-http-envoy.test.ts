@@ -9,6 +9,7 @@ import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { type TestService, startTestService } from "../helpers/service.js";
 import { TEST_AUDIENCE, mint } from "../helpers/tokens.js";
+import { markdownSection } from "../unit/docs/markdown-section.js";
 
 // Issue 9: envoy/envoy-http-service.yaml (Envoy's ext_authz in HTTP service mode) against
 // the service's HTTP endpoint. No Envoy binary installs here, so this test does what
@@ -124,6 +125,15 @@ describe("envoy/envoy-http-service.yaml", () => {
     expect(names(extAuthz.allowed_headers)).not.toContain("cookie");
     // encode_raw_headers would leave the HTTP service mode without the request's headers.
     expect(extAuthz.encode_raw_headers).toBeUndefined();
+  });
+
+  it("is the filter the README shows", async () => {
+    const section = markdownSection(await readFile(join(PACKAGE_ROOT, "README.md"), "utf8"), /^### Envoy's HTTP service mode$/m);
+    const block = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(block).toBeDefined();
+    const [filter] = parse(block!) as Array<{ name: string; typed_config: unknown }>;
+    expect(filter?.name).toBe("envoy.filters.http.ext_authz");
+    expect(filter?.typed_config).toEqual(extAuthz);
   });
 
   it("lets through every identity header the service can set, and the create-only If-None-Match", async () => {

@@ -13,6 +13,7 @@ import { type HttpResult, headerValues, httpCall } from "../helpers/http-client.
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { TEST_AUDIENCE, mint } from "../helpers/tokens.js";
+import { markdownSection } from "../unit/docs/markdown-section.js";
 
 // Issue 9, the seed deployment end to end: nginx (Debian's, with its DAV and auth_request
 // modules; scripts/test.mjs installs it) runs deploy/nginx/nginx.conf as shipped, its
@@ -337,5 +338,29 @@ describe("the service's side", () => {
     expect(await served.stop()).toBe(0);
     const result = await request("GET", "/protected/stuff/big.bin", { token: tokens["read"]! });
     expect(result.status).toBe(503);
+  });
+});
+
+describe("the README's nginx section", () => {
+  const section = async () => markdownSection(await readFile(join(PACKAGE_ROOT, "README.md"), "utf8"), /^## nginx \(auth_request\)$/m);
+  /** A directive line without its comment and surrounding spaces. */
+  const directive = (line: string) => line.replace(/#.*$/, "").trim();
+
+  it("quotes the shipped file", async () => {
+    const excerpt = /```nginx\n([\s\S]*?)```/.exec(await section())?.[1];
+    expect(excerpt).toBeDefined();
+    const shipped = new Set((await readFile(TEMPLATE, "utf8")).split("\n").map(directive));
+    const quoted = excerpt!
+      .split("\n")
+      .map(directive)
+      .filter((line) => line !== "" && line !== "}");
+    expect(quoted.length).toBeGreaterThan(10);
+    expect(quoted.filter((line) => !shipped.has(line))).toEqual([]);
+  });
+
+  it("fills in every placeholder of the file", async () => {
+    const placeholders = (text: string) => [...new Set(text.match(/@[A-Z]+@/g))].sort();
+    const run = markdownSection(await section(), /^### Running it$/m);
+    expect(placeholders(run)).toEqual(placeholders(await readFile(TEMPLATE, "utf8")));
   });
 });
