@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, watch, writeFile } from "node:fs/promises";
@@ -90,25 +90,29 @@ function request(method: string, path: string, options: { token?: string; header
 async function lineOf(file: string, pattern: RegExp): Promise<string> {
   const find = async () => (await readFile(file, "utf8").catch(() => "")).split("\n").find((line) => pattern.test(line));
   const stop = new AbortController();
-  const changes = watch(file, { signal: stop.signal });
+  const changes = watch(file, { signal: stop.signal })[Symbol.asyncIterator]();
+  // Watching starts with the first next(), before the file is read: no write is missed.
+  let change = changes.next();
   try {
-    const now = await find();
-    if (now !== undefined) return now;
-    for await (const _ of changes) {
+    for (;;) {
       const line = await find();
       if (line !== undefined) return line;
+      if ((await change).done) throw new Error(`${file}: no line matched ${pattern}`);
+      change = changes.next();
     }
-    throw new Error(`${file}: no line matched ${pattern}`);
   } finally {
     stop.abort();
+    change.catch(() => undefined);
   }
 }
 
 const bodyOf = (result: HttpResult) => JSON.parse(result.body.toString()) as { error: string; reason: string; decision_id: string };
 
 beforeAll(async () => {
-  const version = execFileSync(NGINX, ["-V"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  const built = `${version}${execFileSync("sh", ["-c", `${NGINX} -V 2>&1`], { encoding: "utf8" })}`;
+  // nginx -V prints how it was built on stderr.
+  const version = spawnSync(NGINX, ["-V"], { encoding: "utf8" });
+  if (version.error) throw new Error(`${NGINX} cannot run (${version.error.message}): npm test installs Debian's nginx (apt-get install nginx)`);
+  const built = version.stderr;
   for (const module of ["--with-http_dav_module", "--with-http_auth_request_module"]) {
     if (!built.includes(module)) throw new Error(`${NGINX} was built without ${module} (nginx -V): install Debian's nginx`);
   }
