@@ -316,6 +316,18 @@ describe("the application behind /protected/api/ and its identity headers", () =
     }
   });
 
+  it("a token with many groups, as large as nginx takes: the service's answer fits nginx's buffer, the groups reach the application", async () => {
+    const groups = Array.from({ length: 150 }, (_, i) => `/collaboration/working-group-${i}`);
+    const token = await mint(key, issuer.issuer, { scopes: ["read:/api"], groups });
+    // nginx takes a header line of at most 8 KiB (large_client_header_buffers 4 8k).
+    expect(token.length).toBeGreaterThan(6 * 1024);
+    expect(`Authorization: Bearer ${token}`.length).toBeLessThan(8 * 1024);
+    const before = appRequests.length;
+    const r = await request("GET", "/protected/api/whoami", { token });
+    expect(r.status).toBe(200);
+    expect(received(before, "x-scitokens-groups")).toEqual([groups.join(",")]);
+  });
+
   it("a denied request does not reach it at all", async () => {
     const before = appRequests.length;
     const result = await request("GET", "/protected/api/whoami", { headers: ["X-Scitokens-Subject", "root"] });
