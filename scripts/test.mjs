@@ -3,7 +3,8 @@
 //   0. on a Node older than package.json's engines, the pinned Node 24 runs it instead
 //      (scripts/node-runtime.mjs), first on PATH for everything below;
 //   1. Debian packages the tests use (scitokens-cpp's scitokens-create, libscitokens-dev and
-//      gcc for the differential harness), installed if missing;
+//      gcc for the differential harness, nginx for the seed deployment end to end), installed
+//      if missing;
 //   2. the Rego gates, one line each: `opa fmt` (nothing to reformat), `opa check --strict`,
 //      `opa test` (the Rego unit tests), their line coverage of the policy files (at least
 //      REGO_COVERAGE_MIN percent), and `regal lint` (configured in .regal/config.yaml); then
@@ -74,6 +75,7 @@ function ensureDebianPackage(binary, pkg) {
 ensureDebianPackage("scitokens-create", "scitokens-cpp");
 ensureDebianPackage("/usr/include/scitokens/scitokens.h", "libscitokens-dev"); // test/differential's C harness
 ensureDebianPackage("gcc", "gcc"); // compiles that harness
+ensureDebianPackage("/usr/sbin/nginx", "nginx"); // with its DAV and auth_request modules: test/integration/nginx-auth-request.test.ts
 
 /** Runs a tool with its output captured; the seconds it took come back with it. */
 function capture(command, args) {

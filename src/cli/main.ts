@@ -21,10 +21,12 @@ import { VALIDATE_EXIT, formatValidationJson, formatValidationText } from "./val
 const USAGE = `scitokens-authz: an Envoy ext_authz service for SciTokens and WLCG tokens
 
 Usage:
-  scitokens-authz serve [--config FILE] [--listen HOST:PORT|unix:PATH]
+  scitokens-authz serve [--config FILE] [--listen HOST:PORT|unix:PATH] [--authz-http HOST:PORT|unix:PATH]
       Without --config: the embedded default (demo policy + a development issuer on loopback),
       which also takes [--dev-issuer-port PORT] (default 8484; 0: any free port) and
       [--state FILE] (where the issuer publishes its key, default .state/dev-issuer.json).
+      --authz-http also serves the HTTP authorization endpoint (nginx auth_request, Envoy
+      http_service) there, replacing authz_http.listen.
   scitokens-authz validate [--config FILE] [--json]
       Checks the service config, its authorization data and compiled policy as serve would
       at start-up, plus each jwks_file and keys.cache_dir; offline (no key fetch, nothing
@@ -94,10 +96,22 @@ async function main(argv: string[]): Promise<number> {
     case "serve": {
       const { values } = parseArgs({
         args: rest,
-        options: { config: { type: "string" }, listen: { type: "string" }, "dev-issuer-port": { type: "string" }, state: { type: "string" } },
+        options: {
+          config: { type: "string" },
+          listen: { type: "string" },
+          "authz-http": { type: "string" },
+          "dev-issuer-port": { type: "string" },
+          state: { type: "string" },
+        },
         strict: true,
       });
-      await serve({ config: configFileFrom(values.config), listen: values.listen, devIssuerPort: values["dev-issuer-port"], stateFile: values.state });
+      await serve({
+        config: configFileFrom(values.config),
+        listen: values.listen,
+        authzHttp: values["authz-http"],
+        devIssuerPort: values["dev-issuer-port"],
+        stateFile: values.state,
+      });
       return 0;
     }
     case "validate": {

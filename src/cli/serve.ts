@@ -5,8 +5,10 @@ import { setLogger } from "@grpc/grpc-js";
 import { ConfigError } from "../config/config-error.js";
 import {
   BUILT_POLICY_FILE,
+  DEFAULT_AUTHZ_HTTP_MAX_HEADER_BYTES,
   DEMO_DATA_FILE,
   LISTEN_FORMS,
+  type ListenAddress,
   PACKAGE_ROOT,
   type ServiceConfig,
   loadServiceConfig,
@@ -39,6 +41,17 @@ export interface ServeOptions {
   readonly devIssuerPort?: string | undefined;
   /** Embedded default only (`--state`): where the development issuer publishes its key for `token create`. */
   readonly stateFile?: string | undefined;
+  /** `--authz-http`: serve the HTTP authorization endpoint there (replaces `authz_http.listen`). */
+  readonly authzHttp?: string | undefined;
+}
+
+/** A `--listen`-like flag's address, or a ConfigError naming the flag. */
+function flagAddress(flag: string, value: string): ListenAddress {
+  const listen = parseListen(value);
+  if (!listen) throw new ConfigError(flag, [`expected ${LISTEN_FORMS}, got ${JSON.stringify(value)}`]);
+  const problems = socketPathProblems(listen);
+  if (problems.length > 0) throw new ConfigError(flag, problems);
+  return listen;
 }
 
 function demoConfig(listen: string): ServiceConfig {
@@ -76,12 +89,10 @@ async function demoDataFile(issuer: string, stateFile: string): Promise<string> 
 export async function serve(options: ServeOptions): Promise<void> {
   const issuerSettings = devIssuerSettings(options);
   let config = options.config !== undefined ? await loadServiceConfig(options.config) : demoConfig(options.listen ?? DEMO.listen);
-  if (options.listen !== undefined) {
-    const listen = parseListen(options.listen);
-    if (!listen) throw new ConfigError("--listen", [`expected ${LISTEN_FORMS}, got ${JSON.stringify(options.listen)}`]);
-    const problems = socketPathProblems(listen);
-    if (problems.length > 0) throw new ConfigError("--listen", problems);
-    config = { ...config, listen };
+  if (options.listen !== undefined) config = { ...config, listen: flagAddress("--listen", options.listen) };
+  if (options.authzHttp !== undefined) {
+    const listen = flagAddress("--authz-http", options.authzHttp);
+    config = { ...config, authzHttp: { listen, maxHeaderBytes: config.authzHttp?.maxHeaderBytes ?? DEFAULT_AUTHZ_HTTP_MAX_HEADER_BYTES } };
   }
   const logger = createLogger(config.logLevel);
   // grpc-js reports some failures on stderr in its own format (e.g. "E No address added…"
@@ -129,7 +140,12 @@ export async function serve(options: ServeOptions): Promise<void> {
     void service.reloadTls("SIGHUP");
   }
   if (devIssuer && demoData) {
-    await printDemo(devIssuer, { target: service.address, dataFile: demoData, stateFile: issuerSettings.stateFile });
+    await printDemo(devIssuer, {
+      target: service.address,
+      dataFile: demoData,
+      stateFile: issuerSettings.stateFile,
+      authzHttp: service.authzHttp?.address ?? null,
+    });
   }
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
@@ -151,8 +167,8 @@ async function removeDemoCopy(file: string | undefined): Promise<void> {
   if (file !== undefined && file !== DEMO_DATA_FILE) await rm(file, { force: true });
 }
 
-async function printDemo(issuer: DevIssuer, where: { target: string; dataFile: string; stateFile: string }): Promise<void> {
-  const { target } = where;
+async function printDemo(issuer: DevIssuer, where: { target: string; dataFile: string; stateFile: string; authzHttp: string | null }): Promise<void> {
+  const { target, authzHttp } = where;
   const token = await mintToken({
     privateKey: issuer.privateKey,
     alg: issuer.alg,
@@ -169,6 +185,7 @@ async function printDemo(issuer: DevIssuer, where: { target: string; dataFile: s
     `scitokens-authz is serving envoy.service.auth.v3.Authorization/Check on ${target} (plaintext gRPC)`,
     `  policy: policies/authz.rego (build/policy.wasm) with data ${shown(where.dataFile)}`,
     `  development issuer: ${issuer.issuer} (ephemeral ${issuer.alg} key, loopback only)`,
+    ...(authzHttp !== null ? [`  HTTP authorization endpoint (nginx auth_request, Envoy http_service): ${authzHttp}`] : []),
     "",
     `A token from the development issuer (aud ${DEMO.audience}, scope "read:/data", valid 1 h):`,
     "",

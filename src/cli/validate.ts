@@ -85,6 +85,8 @@ interface ConfigPaths {
   /** `grpc.listen` and `grpc.tls`; null when the config is not valid. */
   readonly listen: ListenAddress | null;
   readonly tls: TlsSettings | null;
+  /** `authz_http.listen`; null without one (or when the config is not valid). */
+  readonly authzHttpListen: ListenAddress | null;
   /** The policy files or bundle; null when the config's `policy` is not valid. */
   readonly source: PolicySource | null;
   readonly cacheDir: string | null;
@@ -258,6 +260,10 @@ export async function validateConfig(configFile: string | undefined): Promise<Va
     }
     if (paths.tls === null || tls !== null) checked.listener = { address: listenTarget(paths.listen), tls };
   }
+  if (paths.authzHttpListen !== null && "socketPath" in paths.authzHttpListen) {
+    const problem = await socketFolderProblem(paths.authzHttpListen.socketPath);
+    if (problem !== null) problems.push({ file: configName, problem: `authz_http.listen: ${problem}` });
+  }
   if (paths.decisionLogFile !== null) {
     const problem = await decisionLogProblem(paths.decisionLogFile);
     if (problem !== null) problems.push({ file: configName, problem: `log.decisions.file: ${problem}` });
@@ -275,6 +281,7 @@ function pathsOf(config: ServiceConfig): ConfigPaths {
   return {
     listen: config.listen,
     tls: config.tls ?? null,
+    authzHttpListen: config.authzHttp?.listen ?? null,
     source: config.policy,
     cacheDir: config.keys.cacheDir,
     maxResponseBytes: config.keys.maxResponseBytes,
@@ -310,6 +317,7 @@ async function lenientPaths(file: string): Promise<ConfigPaths | null> {
   return {
     listen: null,
     tls: null,
+    authzHttpListen: null,
     source: dataFile !== null && wasmFile !== null ? { kind: "files", dataFile, wasmFile } : null,
     cacheDir: path(keys, "cache_dir", null),
     decisionLogFile: null,

@@ -63,6 +63,14 @@ const positiveInt = (what: string) =>
  */
 export const DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 
+/**
+ * The largest request head (request line and headers) the HTTP authorization endpoint
+ * reads (`authz_http.max_header_bytes`). Above what nginx (4 × 8 KiB header buffers) and
+ * Envoy (60 KiB of request headers) pass on by default, so that a client's headers are
+ * refused by the proxy in front, never by the service (nginx would turn that into a 500).
+ */
+export const DEFAULT_AUTHZ_HTTP_MAX_HEADER_BYTES = 64 * 1024;
+
 /** Largest OPA bundle, decompressed (`policy.bundle.max_bytes`). */
 export const DEFAULT_BUNDLE_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -117,6 +125,16 @@ export const serviceConfigSchema = z.strictObject({
     .strictObject(
       { listen: httpListen },
       { error: (issue) => (issue.code === "invalid_type" ? 'expected a mapping like { listen: "127.0.0.1:9090" }' : undefined) },
+    )
+    .optional(),
+  // The HTTP authorization endpoint for nginx auth_request and Envoy's http_service (off when absent).
+  authz_http: z
+    .strictObject(
+      {
+        listen,
+        max_header_bytes: positiveInt("the largest request head in bytes").default(DEFAULT_AUTHZ_HTTP_MAX_HEADER_BYTES),
+      },
+      { error: (issue) => (issue.code === "invalid_type" ? "expected a mapping {listen, max_header_bytes (optional)}" : undefined) },
     )
     .optional(),
   policy: z
@@ -211,6 +229,13 @@ export interface TlsSettings {
   readonly clientCaFile: string | null;
 }
 
+/** The HTTP authorization endpoint (`authz_http`): nginx auth_request and Envoy's http_service. */
+export interface AuthzHttpSettings {
+  readonly listen: ListenAddress;
+  /** Largest request line and headers read, in bytes (`authz_http.max_header_bytes`). */
+  readonly maxHeaderBytes: number;
+}
+
 /** Where the policy comes from (`policy`). */
 export type PolicySource =
   | {
@@ -251,6 +276,8 @@ export interface ServiceConfig {
   readonly tls?: TlsSettings;
   /** The admin HTTP listener (`http.listen`: /healthz, /readyz, /metrics); null: none. */
   readonly httpListen: TcpListenAddress | null;
+  /** The HTTP authorization endpoint (`authz_http`); absent: not served. */
+  readonly authzHttp?: AuthzHttpSettings;
   /** The policy files or bundle (paths absolute). */
   readonly policy: PolicySource;
   /** Reload when a policy file changes on disk (`policy.watch`); SIGHUP reloads either way. */
@@ -298,6 +325,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
           },
         }
       : {}),
+    ...(c.authz_http !== undefined ? { authzHttp: { listen: parseListen(c.authz_http.listen, base)!, maxHeaderBytes: c.authz_http.max_header_bytes } } : {}),
     policy: policySource(c.policy, base),
     watchPolicy: c.policy.watch,
     tokens: { maxBytes: c.tokens.max_bytes, leewaySeconds: c.tokens.leeway_seconds, cacheEntries: c.tokens.cache_entries },
@@ -348,12 +376,32 @@ function policySource(policy: PolicySection, base: string): PolicySource {
   };
 }
 
-/** A Unix socket path too long to bind, once resolved against the config's folder. */
+/**
+ * A Unix socket path too long to bind, once resolved against the config's folder, and
+ * an `authz_http.listen` that is the gRPC listener's address.
+ */
 function listenCrossChecks(raw: Record<string, unknown>, base: string): Array<{ path: PropertyKey[]; message: string }> {
-  const grpc = raw["grpc"];
-  const value = grpc !== null && typeof grpc === "object" ? (grpc as Record<string, unknown>)["listen"] : undefined;
-  const parsed = typeof value === "string" ? parseListen(value, base) : null;
-  return parsed !== null ? socketPathProblems(parsed).map((message) => ({ path: ["grpc", "listen"], message })) : [];
+  const listenOf = (section: string): ListenAddress | null => {
+    const value = raw[section];
+    const listen = value !== null && typeof value === "object" ? (value as Record<string, unknown>)["listen"] : undefined;
+    return typeof listen === "string" ? parseListen(listen, base) : null;
+  };
+  const grpc = listenOf("grpc");
+  const http = listenOf("authz_http");
+  const out = [
+    ...(grpc !== null ? socketPathProblems(grpc).map((message) => ({ path: ["grpc", "listen"], message })) : []),
+    ...(http !== null ? socketPathProblems(http).map((message) => ({ path: ["authz_http", "listen"], message })) : []),
+  ];
+  if (grpc !== null && http !== null && sameAddress(grpc, http)) {
+    out.push({ path: ["authz_http", "listen"], message: `expected another address than grpc.listen, got ${listenTarget(http)} for both` });
+  }
+  return out;
+}
+
+/** Whether two listeners would bind the same address (port 0 picks a free port each time). */
+function sameAddress(a: ListenAddress, b: ListenAddress): boolean {
+  if ("socketPath" in a || "socketPath" in b) return "socketPath" in a && "socketPath" in b && a.socketPath === b.socketPath;
+  return a.port !== 0 && a.port === b.port && a.host === b.host;
 }
 
 /** Why `listen` cannot be bound as written (a socket path over the length limit), or nothing. */

@@ -10,6 +10,7 @@ import type { Readiness, ReadinessInput } from "../observability/readiness.js";
 import { LiveTls, type TlsReloadEvent, tlsFiles } from "../tls/index.js";
 import type { KeyStore } from "../token/keys/index.js";
 import { type RunningAdminServer, startAdminServer } from "./admin-server.js";
+import { type RunningAuthzHttpServer, startAuthzHttpServer } from "./authz-http-server.js";
 import type { GenerationObserver } from "./generation.js";
 import { GrpcHealth } from "./grpc-health.js";
 import { loadReflection } from "./grpc-reflection.js";
@@ -42,6 +43,8 @@ export interface RunningService {
   readonly httpPort: number | null;
   /** Readiness now, as /readyz and the gRPC health service report it. */
   readiness(): Readiness;
+  /** The HTTP authorization endpoint (`authz_http.listen`): its port (0 on a Unix socket) and address; null without one. */
+  readonly authzHttp: { readonly port: number; readonly address: string } | null;
   /** The authorization data of the generation in force. */
   readonly data: AuthzData;
   /** The key store of the generation in force. */
@@ -214,6 +217,22 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     await stopAdmin();
     throw listenError(config, error);
   }
+  // The HTTP authorization endpoint, when configured: the same live policy decides.
+  let authzHttp: RunningAuthzHttpServer | undefined;
+  if (config.authzHttp !== undefined) {
+    try {
+      authzHttp = await startAuthzHttpServer(config.authzHttp.listen, live, logger.child({ component: "authz-http" }), {
+        maxHeaderBytes: config.authzHttp.maxHeaderBytes,
+      });
+    } catch (error) {
+      downloader?.close();
+      await server.close();
+      await live.close();
+      await decisionLog?.close();
+      await stopAdmin();
+      throw listenError(config, error, "authz_http.listen", config.authzHttp.listen);
+    }
+  }
   const activate = async (trigger: string) => {
     const event = await live.reload(trigger);
     return { activated: event.outcome === "reloaded" || event.outcome === "unchanged", revision: event.revision };
@@ -246,14 +265,18 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       watch: config.watchPolicy,
       decision_log: decisionLog?.file ?? null,
       http_port: admin?.port ?? null,
+      authz_http: authzHttp?.address ?? null,
     },
-    `listening on ${server.address}${tls === undefined ? "" : tls.mutual ? " (mutual TLS)" : " (TLS)"}`,
+    `listening on ${server.address}${tls === undefined ? "" : tls.mutual ? " (mutual TLS)" : " (TLS)"}${
+      authzHttp === undefined ? "" : `; HTTP authorization endpoint on ${authzHttp.address}`
+    }`,
   );
   return {
     port: server.port,
     address: server.address,
     httpPort: admin?.port ?? null,
     readiness: () => readiness.assess(),
+    authzHttp: authzHttp !== undefined ? { port: authzHttp.port, address: authzHttp.address } : null,
     get data() {
       return live.current.data;
     },
@@ -283,7 +306,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       watcher?.close();
       tlsWatcher?.close();
       downloader?.close();
-      await server.close();
+      await Promise.all([server.close(), authzHttp?.close()]);
       await live.close();
       await decisionLog?.close();
       await stopAdmin();
