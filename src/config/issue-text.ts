@@ -132,7 +132,8 @@ function editDistance(a: string, b: string): number {
   return rows[a.length]![b.length]!;
 }
 
-interface Def {
+/** The parts of a zod schema's definition that the walks over a schema read (zod's `_zod.def`). */
+export interface ZodDef {
   readonly type: string;
   readonly shape?: Record<string, z.ZodType>;
   readonly innerType?: z.ZodType;
@@ -142,9 +143,11 @@ interface Def {
   readonly keyType?: z.ZodType;
   readonly entries?: Record<string, string | number>;
   readonly options?: readonly z.ZodType[];
+  readonly defaultValue?: unknown;
 }
 
-const defOf = (schema: z.ZodType): Def => (schema as unknown as { _zod: { def: Def } })._zod.def;
+export const zodDef = (schema: z.ZodType): ZodDef => (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
+const defOf = zodDef;
 
 /** The keys the mapping at `path` takes, following the schema through wrappers, lists and records. */
 function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] | null {

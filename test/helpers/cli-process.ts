@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { promisify } from "node:util";
 import { PACKAGE_ROOT } from "../../src/config/service-config.js";
 
 /** The built command line, as an operator runs it. */
@@ -68,4 +69,23 @@ export function spawnServe(args: readonly string[]): ServedProcess {
 /** Kills every `serve` child still running (for afterAll, when a test failed midway). */
 export function killAllServed(): void {
   for (const child of running) child.kill("SIGKILL");
+}
+
+/** What a finished CLI run printed, and its exit code. */
+export interface CliRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The built CLI in a child process, in `cwd`, as an operator runs `npx scitokens-authz …`. */
+export async function runCli(cwd: string, ...args: string[]): Promise<CliRun> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { cwd });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: unknown; stdout?: string; stderr?: string };
+    if (typeof e.code !== "number") throw error;
+    return { code: e.code, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
 }

@@ -1,13 +1,12 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildCheckRequest, sendCheck } from "../../src/cli/check.js";
 import { PACKAGE_ROOT } from "../../src/config/service-config.js";
-import { CLI, type ServedProcess, killAllServed, spawnServe } from "../helpers/cli-process.js";
+import { type ServedProcess, killAllServed, runCli, spawnServe } from "../helpers/cli-process.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { reasonOf } from "../helpers/service.js";
@@ -24,25 +23,7 @@ import { mint } from "../helpers/tokens.js";
 // short on its way is refused by the service, which keeps deciding as before. Every wait
 // is for a log line; every file is in a temporary folder.
 
-const execFileAsync = promisify(execFile);
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The built CLI in a child process, in `cwd`, as the operator runs `npx scitokens-authz …`. */
-async function cli(cwd: string, ...args: string[]): Promise<Run> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], { cwd });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof e.code !== "number") throw error;
-    return { code: e.code, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
+const cli = runCli;
 
 const git = (cwd: string, ...args: string[]) =>
   execFileSync("git", ["-c", "user.name=operator", "-c", "user.email=operator@example.org", "-c", "commit.gpgsign=false", ...args], {

@@ -1,38 +1,20 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { bundleRevision } from "../../src/bundle/snapshot.js";
 import { PACKAGE_ROOT } from "../../src/config/service-config.js";
 import { repack, signingKeyFiles, unpack } from "../helpers/bundles.js";
-import { CLI } from "../helpers/cli-process.js";
+import { runCli } from "../helpers/cli-process.js";
 
 // Issue 7, `scitokens-authz policy build` as an operator runs it (the built CLI in a child
 // process, in a git repository of their own): an OPA bundle whose .manifest revision is
 // the git commit, signed with OPA when asked; then `validate` and `explain` on a service
 // config that names the bundle.
 
-const execFileAsync = promisify(execFile);
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(cwd: string, ...args: string[]): Promise<Run> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], { cwd });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof e.code !== "number") throw error;
-    return { code: e.code, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
+const cli = runCli;
 
 const git = (cwd: string, ...args: string[]) =>
   execFileSync("git", ["-c", "user.name=test", "-c", "user.email=test@example.org", "-c", "commit.gpgsign=false", ...args], { cwd, encoding: "utf8" }).trim();

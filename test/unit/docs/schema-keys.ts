@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { zodDef } from "../../../src/config/issue-text.js";
 
 /** One key a configuration document may hold, and its default when the schema has one. */
 export interface SchemaKey {
@@ -7,20 +8,7 @@ export interface SchemaKey {
   readonly default?: unknown;
 }
 
-interface Def {
-  readonly type: string;
-  readonly shape?: Record<string, z.ZodType>;
-  readonly innerType?: z.ZodType;
-  readonly in?: z.ZodType;
-  readonly element?: z.ZodType;
-  readonly valueType?: z.ZodType;
-  readonly keyType?: z.ZodType;
-  readonly entries?: Record<string, string>;
-  readonly options?: readonly z.ZodType[];
-  readonly defaultValue?: unknown;
-}
-
-const defOf = (schema: z.ZodType): Def => (schema as unknown as { _zod: { def: Def } })._zod.def;
+const defOf = zodDef;
 
 /**
  * Every key of a configuration schema, walked through its wrappers: mappings by key,
@@ -47,7 +35,7 @@ export function schemaKeys(schema: z.ZodType, prefix = ""): SchemaKey[] {
     if (element.type === "object" || element.type === "union") out.push(...schemaKeys(def.element, `${prefix}[]`).filter((k) => k.path !== `${prefix}[]`));
   } else if (def.type === "record" && def.valueType) {
     const keyDef = def.keyType ? defOf(def.keyType) : undefined;
-    const names = keyDef?.type === "enum" && keyDef.entries ? Object.values(keyDef.entries) : ["<name>"];
+    const names = keyDef?.type === "enum" && keyDef.entries ? Object.values(keyDef.entries).map(String) : ["<name>"];
     for (const name of names) out.push(...schemaKeys(def.valueType, join(name)));
   } else if (def.type === "union" && def.options) {
     for (const option of def.options) out.push(...schemaKeys(option, prefix).filter((k) => k.path !== prefix));
