@@ -10,6 +10,8 @@ export const CONFIG_VARIABLE = "SCITOKENS_AUTHZ_CONFIG";
  */
 export const ENVIRONMENT_OVERRIDES = [
   { variable: "SCITOKENS_AUTHZ_LISTEN", key: ["grpc", "listen"], path: false },
+  { variable: "SCITOKENS_AUTHZ_HTTP_LISTEN", key: ["http", "listen"], path: false },
+  { variable: "SCITOKENS_AUTHZ_AUTHZ_HTTP_LISTEN", key: ["authz_http", "listen"], path: false },
   { variable: "SCITOKENS_AUTHZ_LOG_LEVEL", key: ["log", "level"], path: false },
   { variable: "SCITOKENS_AUTHZ_KEYS_CACHE_DIR", key: ["keys", "cache_dir"], path: true },
   { variable: "SCITOKENS_AUTHZ_DECISION_LOG", key: ["log", "decisions", "file"], path: true },

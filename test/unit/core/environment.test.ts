@@ -32,7 +32,11 @@ describe("environment overrides", () => {
       SCITOKENS_AUTHZ_LOG_LEVEL: "warn",
       SCITOKENS_AUTHZ_KEYS_CACHE_DIR: "/var/cache/scitokens-authz",
       SCITOKENS_AUTHZ_DECISION_LOG: "/var/log/decisions.jsonl",
+      SCITOKENS_AUTHZ_HTTP_LISTEN: "0.0.0.0:9090",
+      SCITOKENS_AUTHZ_AUTHZ_HTTP_LISTEN: "127.0.0.1:9393",
     });
+    expect(config.httpListen).toEqual({ host: "0.0.0.0", port: 9090 });
+    expect(config.authzHttp?.listen).toEqual({ host: "127.0.0.1", port: 9393 });
     expect(config.listen).toEqual({ host: "0.0.0.0", port: 9000 });
     expect(config.logLevel).toBe("warn");
     expect(config.keys.cacheDir).toBe("/var/cache/scitokens-authz");
