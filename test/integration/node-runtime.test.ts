@@ -63,9 +63,11 @@ describe("the Node runtime", () => {
     expect(stdout).toBe(`scitokens-authz ${pkg.version} (Node ${process.versions.node})\n`);
   });
 
-  it.skipIf(older === undefined)("scitokens-authz on an older Node runs with the Node setup installed in .tools/node", async () => {
-    const { stdout } = await run(older!, [BIN, "version"]);
-    expect(stdout).toBe(`scitokens-authz ${pkg.version} (Node ${pkg.config.nodeVersion})\n`);
+  it("scitokens-authz started by a Node older than the floor runs on the Node setup installed in .tools/node", async () => {
+    // A machine whose only Node is supported has no older one to start it with: there the
+    // command must simply run on the Node that started it.
+    const { stdout } = await run(older ?? process.execPath, [BIN, "version"]);
+    expect(stdout).toBe(`scitokens-authz ${pkg.version} (Node ${older !== undefined ? pkg.config.nodeVersion : process.versions.node})\n`);
   });
 
   it("node-runtime.mjs path prints nothing where the running Node will do", async () => {
