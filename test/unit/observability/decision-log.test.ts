@@ -1,3 +1,4 @@
+import { existsSync, statSync } from "node:fs";
 import { mkdtemp, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,7 +52,17 @@ function event(id: string, method = "GET"): DecisionEvent {
   };
 }
 
-const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+/** One turn of the event loop: the log's queued flush (a setImmediate) has run after it. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Resolves once `condition` holds (polled, state-driven), or fails after 5 s. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let polls = 0; polls < 1_000; polls++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`not within 5 s: ${what}`);
+}
 
 describe("buildDecisionRecord", () => {
   it("states a denial with its HTTP status and the token state", () => {
@@ -83,7 +94,8 @@ describe("DecisionLog", () => {
     const log = new DecisionLog({ file, logger });
     log.record(event("a"), "r1");
     log.record(event("b"), "r1");
-    await tick();
+    // Both lines go out in one write, once the file is open.
+    await until(() => existsSync(file) && statSync(file).size > 0, "the first lines written");
     await rename(file, `${file}.1`);
     log.reopen();
     log.record(event("c"), "r2");
@@ -104,18 +116,21 @@ describe("DecisionLog", () => {
     let now = 1_000_000;
     const { logger, lines } = capture();
     const log = new DecisionLog({ file: join(dir, "missing", "d.jsonl"), logger, now: () => now });
-    await tick();
+    const errorLines = () => lines.filter((l) => l["level"] === 50);
+    await until(() => errorLines().length === 1, "the open failure reported");
     for (let i = 0; i < 5; i++) {
       log.record(event(`x${i}`), "r1");
-      await tick();
+      await turn();
     }
-    expect(lines.filter((l) => l["level"] === 50)).toHaveLength(1);
+    expect(errorLines()).toHaveLength(1);
     now += 61_000;
     log.record(event("y"), "r1");
-    await tick();
+    await turn();
+    // A minute later: the drop is reported again and the file is opened again, which fails again.
+    await until(() => errorLines().length >= 2, "the next report a minute later");
     log.record(event("z"), "r1");
-    await tick();
-    const errors = lines.filter((l) => l["level"] === 50);
+    await turn();
+    const errors = errorLines();
     expect(errors.length).toBeGreaterThanOrEqual(2);
     expect(errors.length).toBeLessThanOrEqual(3);
     expect(errors[0]!["code"]).toBe("ENOENT");
