@@ -152,18 +152,18 @@ function pemBlocks(bytes: Buffer): Array<{ label: string; text: string }> {
 function describeContent(bytes: Buffer): string {
   if (bytes.length === 0) return "an empty file";
   const labels = [...new Set(pemBlocks(bytes).map((b) => b.label))];
-  if (labels.length > 0) return `PEM blocks of another kind (${labels.map((l) => `-----BEGIN ${l}-----`).join(", ")})`;
+  if (labels.length > 0) return `PEM blocks of another kind (${labels.join(", ")})`;
   if (bytes[0] === 0x30 && bytes.length > 1 && (bytes[1]! & 0x80) !== 0)
     return "binary data that looks like DER (convert it to PEM, e.g. openssl x509 -inform der)";
   if (bytes.includes(0)) return "binary data, not PEM text";
-  return "text without any PEM block (-----BEGIN …-----)";
+  return "text without any PEM block (a BEGIN/END armoured block)";
 }
 
 function certificatesIn(bytes: Buffer, file: string, key: string, what: string, problems: string[]): X509Certificate[] | null {
   const blocks = pemBlocks(bytes).filter((b) => b.label === "CERTIFICATE");
   if (blocks.length === 0) {
     const swapped = pemBlocks(bytes).some((b) => b.label.endsWith("PRIVATE KEY")) ? " (a private key: are cert_file and key_file swapped?)" : "";
-    problems.push(`${key}: expected ${what} as PEM (-----BEGIN CERTIFICATE-----), found ${describeContent(bytes)}${swapped} in ${file}`);
+    problems.push(`${key}: expected ${what} as PEM (CERTIFICATE blocks), found ${describeContent(bytes)}${swapped} in ${file}`);
     return null;
   }
   const certificates: X509Certificate[] = [];
@@ -182,7 +182,7 @@ function privateKeyIn(bytes: Buffer, file: string, problems: string[]): KeyObjec
   const keyBlock = blocks.find((b) => b.label.endsWith("PRIVATE KEY"));
   if (keyBlock === undefined) {
     const swapped = blocks.some((b) => b.label === "CERTIFICATE") ? " (a certificate: are cert_file and key_file swapped?)" : "";
-    problems.push(`grpc.tls.key_file: expected a private key as PEM (-----BEGIN PRIVATE KEY-----), found ${describeContent(bytes)}${swapped} in ${file}`);
+    problems.push(`grpc.tls.key_file: expected a private key as PEM (a PRIVATE KEY block), found ${describeContent(bytes)}${swapped} in ${file}`);
     return null;
   }
   if (keyBlock.label === "ENCRYPTED PRIVATE KEY" || /^Proc-Type: 4,ENCRYPTED/m.test(keyBlock.text)) {

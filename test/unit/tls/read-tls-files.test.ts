@@ -106,7 +106,7 @@ describe("readTlsFiles: refused files", () => {
     {
       name: "an empty certificate file",
       make: () => settings({ cert: "" }),
-      expected: [/^grpc\.tls\.cert_file: expected the server certificate chain as PEM \(-----BEGIN CERTIFICATE-----\), found an empty file in /],
+      expected: [/^grpc\.tls\.cert_file: expected the server certificate chain as PEM \(CERTIFICATE blocks\), found an empty file in /],
     },
     { name: "text that is not PEM", make: () => settings({ cert: "hello\n" }), expected: [/cert_file: .*found text without any PEM block/] },
     { name: "a DER certificate", make: () => settings({ cert: der() }), expected: [/cert_file: .*found binary data that looks like DER \(convert it to PEM/] },
@@ -114,8 +114,8 @@ describe("readTlsFiles: refused files", () => {
       name: "the key in the certificate file and the certificate in the key file",
       make: () => settings({ cert: server.key, key: server.cert }),
       expected: [
-        /^grpc\.tls\.cert_file: .*-----BEGIN PRIVATE KEY-----.*are cert_file and key_file swapped\?/,
-        /^grpc\.tls\.key_file: .*-----BEGIN CERTIFICATE-----.*are cert_file and key_file swapped\?/,
+        /^grpc\.tls\.cert_file: .*another kind \(PRIVATE KEY\).*are cert_file and key_file swapped\?/,
+        /^grpc\.tls\.key_file: .*another kind \(CERTIFICATE\).*are cert_file and key_file swapped\?/,
       ],
     },
     {
@@ -152,7 +152,7 @@ describe("readTlsFiles: refused files", () => {
     {
       name: "a client CA file without a CA certificate",
       make: () => settings({ ca: server.key }),
-      expected: [/^grpc\.tls\.client_ca_file: expected CA certificates as PEM \(-----BEGIN CERTIFICATE-----\), found PEM blocks of another kind/],
+      expected: [/^grpc\.tls\.client_ca_file: expected CA certificates as PEM \(CERTIFICATE blocks\), found PEM blocks of another kind/],
     },
     {
       name: "a client CA file whose only CA expired",
