@@ -1,4 +1,5 @@
 import { AUDIENCE_CONFIGS, type DiffCase, methodOf } from "./generate-cases.js";
+import { describeRef } from "./oracle.js";
 import { claimsOf } from "./our-side.js";
 import type { Outcome } from "./run-case.js";
 import { semanticsDecision } from "./semantics-model.js";
@@ -25,18 +26,20 @@ export async function shrink(outcome: Outcome, failing: (o: Outcome) => boolean,
   return current;
 }
 
-/** A self-contained description of a case: the claims, the request, both results. */
-/** `origin` says where the case comes from, e.g. `DIFF_SEED=1`, so that it can be replayed. */
-export function describeOutcome(o: Outcome, issuer: string, origin: string): string {
+/**
+ * A self-contained description of a case: the claims, the request, both results.
+ * `refLabel` names the reference implementation; `origin` says where the case comes from,
+ * e.g. `DIFF_SEED=1`, so that it can be replayed.
+ */
+export function describeOutcome(o: Outcome, issuer: string, refLabel: string, origin: string): string {
   const c = o.case;
-  const cpp = o.cpp.kind === "allow" ? "ALLOW" : o.cpp.kind === "deny" ? `DENY at ${o.cpp.stage}: ${o.cpp.message}` : `CRASH (signal ${o.cpp.signal})`;
   return [
     `case #${c.id} (${origin}), profile ${c.profile}, times: ${c.times.label}`,
     `  claims (iat/nbf/exp in seconds relative to minting): ${JSON.stringify(claimsOf(c, issuer, 0))}`,
-    `  accepted audiences (service and enforcer_create): ${JSON.stringify(AUDIENCE_CONFIGS[c.audienceConfig])}`,
-    `  request: ${methodOf(c)} ${JSON.stringify(c.path)}  (scitokens-cpp: authz "${c.authz}", resource ${JSON.stringify(c.path)})`,
+    `  accepted audiences (service and the reference's enforcer): ${JSON.stringify(AUDIENCE_CONFIGS[c.audienceConfig])}`,
+    `  request: ${methodOf(c)} ${JSON.stringify(c.path)}  (reference: authz "${c.authz}", resource ${JSON.stringify(c.path)})`,
     `  scitokens-authz: ${o.ours.allowed ? "ALLOW" : "DENY"} reason=${o.ours.reason}${o.ours.scope !== undefined ? ` scope=${o.ours.scope}` : ""}`,
-    `  scitokens-cpp 0.7.3: ${cpp}`,
+    `  ${refLabel}: ${describeRef(o.ref)}`,
     `  SEMANTICS §6/§7 for these scopes and path (semantics-model.ts): ${semanticsDecision(c)}`,
   ].join("\n");
 }

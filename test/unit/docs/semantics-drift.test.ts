@@ -21,7 +21,7 @@ interface DivergenceEntry {
   id: string;
   kind: string;
 }
-const divergences = parse(readFileSync(join(PACKAGE_ROOT, "test", "differential", "divergences.yaml"), "utf8")) as DivergenceEntry[];
+const divergences = parse(readFileSync(join(PACKAGE_ROOT, "test", "differential", "oracles", "cpp-0.7.3.yaml"), "utf8")) as DivergenceEntry[];
 const kinds = [...new Set(divergences.map((d) => d.kind))];
 
 function section(heading: RegExp): string {

@@ -1,5 +1,6 @@
 /*
- * Differential-test harness around scitokens-cpp (libSciTokens, Debian 0.7.3).
+ * Differential-test harness around scitokens-cpp (libSciTokens): Debian's 0.7.3, or a
+ * release built from source (npm run diff:scitokens-cpp).
  *
  *   cpp-harness ISSUER KID PUBLIC_KEY_PEM_FILE
  *

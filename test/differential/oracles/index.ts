@@ -1,0 +1,14 @@
+import { CPP_073 } from "./cpp-0.7.3.js";
+import type { OracleSpec } from "./spec.js";
+
+/** The reference implementations every run of the differential test (and CI) asks. */
+export const DEFAULT_ORACLES: readonly OracleSpec[] = [CPP_073];
+
+/**
+ * The oracles of this run: the default ones, plus those that environment variables
+ * switch on (a scitokens-cpp built from source: `SCITOKENS_CPP_PREFIX`, set by
+ * `npm run diff:scitokens-cpp`).
+ */
+export function oraclesOfRun(_env: NodeJS.ProcessEnv = process.env): OracleSpec[] {
+  return [...DEFAULT_ORACLES];
+}
