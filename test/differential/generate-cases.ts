@@ -157,6 +157,16 @@ function encodeOneLetter(rng: SeededRandom, path: string): string {
   return `${path.slice(0, index)}%${rng.chance(0.5) ? hex : hex.toLowerCase()}${path.slice(index + 1)}`;
 }
 
+/** Percent-encodes one letter twice (`o` → `%25%36F`): a second decoding gives `%6F`, a third `o`. */
+function encodeOneLetterTwice(rng: SeededRandom, path: string): string {
+  const letters = [...path].flatMap((char, index) => (/[a-z0-9]/.test(char) ? [index] : []));
+  if (letters.length === 0) return `${path}%2561`;
+  const index = rng.pick(letters);
+  const hex = (path.codePointAt(index) ?? 0).toString(16).toUpperCase();
+  const twice = [...hex].map((digit) => `%${(digit.codePointAt(0) ?? 0).toString(16).toUpperCase()}`).join("");
+  return `${path.slice(0, index)}%25${twice}${path.slice(index + 1)}`;
+}
+
 function lastSlash(path: string): number {
   return path.endsWith("/") ? path.slice(0, -1).lastIndexOf("/") : path.lastIndexOf("/");
 }
@@ -196,6 +206,8 @@ const SCOPE_DECORATIONS: ReadonlyArray<readonly [number, Mutation]> = [
   [2, (rng, path) => `${trimmed(path)}/${rng.pick(SEGMENTS)}${rng.pick(["%2F", "%5c"])}${rng.pick(SEGMENTS)}`],
   [1, (_rng, path) => `${trimmed(path)}/%2e%2e`],
   [1, (rng, path) => `${trimmed(path)}/${rng.pick(SEGMENTS)}%00`],
+  [2, (rng, path) => encodeOneLetterTwice(rng, path)],
+  [1, (rng, path) => `${trimmed(path)}/${rng.pick(SEGMENTS)}${rng.pick(["%01", "%1F"])}`],
 ];
 
 function scopeEntry(rng: SeededRandom, vocabulary: ReadonlyArray<readonly [number, string]>): { entry: string; base: string } {

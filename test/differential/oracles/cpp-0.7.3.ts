@@ -5,13 +5,13 @@ import { FIXES, type Fix, cppScopeDecision } from "../cpp-model.js";
 import {
   type Classifier,
   acceptsAny,
+  allScopePaths,
   audiences,
   hasUnsafeSegment,
   isScitokens1,
   literallyAccepted,
   refAllowed,
   refDenied,
-  scopePaths,
   withinLeeway,
 } from "../divergences.js";
 import { type DiffCase, PROFILES, SCITOKENS_ANY, WLCG_ANY, isWlcg } from "../generate-cases.js";
@@ -76,7 +76,7 @@ const CLASSIFIERS: Record<string, Classifier> = {
 
   "percent-decoding": (o) => explainedByFix(o, "decode"),
 
-  "scope-path-unsafe": (o) => o.ours.reason === "scope_invalid" && refAllowed(o) && scopePaths(o.case).some(hasUnsafeSegment),
+  "scope-path-unsafe": (o) => o.ours.reason === "scope_invalid" && refAllowed(o) && allScopePaths(o.case).some(hasUnsafeSegment),
 
   "storage-scopes-in-scitokens": (o) => !isWlcg(o.case) && explainedByFix(o, "storage-everywhere"),
 
