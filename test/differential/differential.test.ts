@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
-import { classify, followsSemantics, loadDivergences } from "./divergences.js";
+import { type DivergenceClass, classify, followsSemantics, loadDivergences } from "./divergences.js";
+import { SEMANTICS_PAGE, docFigures } from "./doc-figures.js";
 import { generateCases } from "./generate-cases.js";
 import type { Oracle } from "./oracle.js";
 import { oraclesOfRun } from "./oracles/index.js";
@@ -13,7 +14,7 @@ import type { OracleSpec } from "./oracles/spec.js";
 import { OurSide } from "./our-side.js";
 import { describeOutcome, shrink } from "./reproducer.js";
 import { type CaseRun, type Outcome, type Sides, agree, outcomeOf, runCases, runOutcome } from "./run-case.js";
-import { seedFromEnv } from "./seeded-random.js";
+import { DEFAULT_SEED, seedFromEnv } from "./seeded-random.js";
 
 // Differential test against the SciTokens reference implementations (test/differential/
 // oracles/: scitokens-cpp 0.7.3 from Debian, and any other the run switches on): the same
@@ -143,8 +144,25 @@ describe(`${CASES} seeded cases through every reference implementation`, () => {
       unexplained.length,
       `${unexplained.length} disagreement(s) with ${spec.label} outside ${spec.classesFile}; the first ones, shrunk:\n\n${await reproducers(unexplained, isUnexplained, spec, seed)}\n`,
     ).toBe(0);
+    // docs/semantics.md publishes the default seed's figures: they must be these.
+    if (seed === DEFAULT_SEED)
+      expect(publishedFigures(spec.id, classes), SEMANTICS_PAGE).toEqual({ bothAllow, bothDeny, disagreements, perClass: kinded(classes, perClass) });
   });
 });
+
+/** Class id → `kind count`, the shape in which measured and published figures are compared. */
+function kinded(classes: readonly DivergenceClass[], perClass: ReadonlyMap<string, number>): Record<string, string> {
+  return Object.fromEntries(classes.map((cls) => [cls.id, `${cls.kind} ${perClass.get(cls.id) ?? "missing"}`]));
+}
+
+/** What docs/semantics.md says of the default seed's run against `id`. */
+function publishedFigures(id: string, classes: readonly DivergenceClass[]): unknown {
+  const figures = docFigures(id);
+  if (typeof figures === "string") return figures;
+  const published = Object.fromEntries([...figures.perClass].map(([classId, n]) => [classId, `${figures.kindOf.get(classId)} ${n}`]));
+  for (const cls of classes) published[cls.id] ??= `${cls.kind} missing`;
+  return { bothAllow: figures.bothAllow, bothDeny: figures.bothDeny, disagreements: figures.disagreements, perClass: published };
+}
 
 /** Shrinks and describes the first {@link REPRODUCERS} failing outcomes. */
 async function reproducers(failing: readonly Outcome[], stillFailing: (o: Outcome) => boolean, spec: OracleSpec, seed: number): Promise<string> {
