@@ -8,7 +8,9 @@
 //   2. the pinned OPA CLI and Regal (the Rego linter) in .tools/bin (a PATH copy if it is the
 //      pinned version, else built with Go), and envoy-check (tools/envoy-check) built with Go;
 //      with --for-tests also Prometheus's promtool, which only `npm test` uses (it checks
-//      deploy/observability/alerts.yaml);
+//      deploy/observability/alerts.yaml), and a Python virtual environment with the pinned
+//      `scitokens` library in .tools/python-scitokens (the differential test's second
+//      reference implementation; needs python3 with its venv module);
 //   3. ts-proto stubs for Envoy's ext_authz API in src/gen/ (buf generate), and a descriptor set
 //      of that API and gRPC health in build/ for gRPC server reflection (buf build);
 //   4. the policy: policies/*.rego compiled to build/policy.wasm (opa build -t wasm);
@@ -39,6 +41,11 @@ const regalPath = join(toolsBin, "regal");
 // 3.XX.Y: config.promtoolVersion is that module version.
 const PROMTOOL_VERSION = pkg.config.promtoolVersion;
 const PROMETHEUS_MODULE = "github.com/prometheus/prometheus";
+// The Python SciTokens library the differential test asks (test/differential/oracles/
+// python-scitokens.ts), with its dependencies pinned by python-constraints.txt next to it.
+const PYTHON_SCITOKENS_VERSION = pkg.config.pythonScitokensVersion;
+const PYTHON_CONSTRAINTS = join(root, "test", "differential", "oracles", "python-constraints.txt");
+const pythonVenv = join(root, ".tools", "python-scitokens");
 const DESCRIPTOR_SET = join(root, "build", "grpc-descriptors.binpb");
 /** Changes whenever what goes into DESCRIPTOR_SET does, so that setup writes it again. */
 const DESCRIPTOR_SET_FORMAT = "envoy ext_authz + grpc.health.v1, no source info";
@@ -193,6 +200,40 @@ function installPromtool() {
 }
 
 /**
+ * Creates .tools/python-scitokens, a virtual environment holding the pinned Python
+ * `scitokens` and the dependencies python-constraints.txt pins, unless its stamp says it is
+ * already there. Built from scratch each time (about half a minute, mostly pip), so that a
+ * half-finished environment is never taken for a good one: the stamp is written last.
+ */
+function installPythonScitokens() {
+  const stamp = join(root, ".tools", "python-scitokens.stamp");
+  const venvPython = join(pythonVenv, "bin", "python");
+  const want = hashOf([PYTHON_SCITOKENS_VERSION, readFileSync(PYTHON_CONSTRAINTS)]);
+  // existsSync follows the venv's link to the interpreter it was made from: gone, it is rebuilt.
+  if (existsSync(venvPython) && readStamp(stamp) === want) return;
+  const python3 = findOnPath("python3");
+  const probe = python3 ? spawnSync(python3, ["-c", "import sys, venv, ensurepip; print(sys.version_info >= (3, 9))"], { encoding: "utf8" }) : null;
+  if (!python3 || probe?.status !== 0 || probe.stdout.trim() !== "True") {
+    fail(
+      "python3 (3.9 or newer) with its venv module is needed for the differential test's Python scitokens oracle " +
+        `(${python3 ? `${python3} has no usable venv/ensurepip, or is older` : "no python3 on PATH"}). ` +
+        "On Debian: apt-get install python3 python3-venv",
+    );
+  }
+  say(`creating .tools/python-scitokens: Python scitokens ${PYTHON_SCITOKENS_VERSION} in a virtual environment (once; about half a minute)`);
+  rmSync(stamp, { force: true });
+  rmSync(pythonVenv, { recursive: true, force: true });
+  run(python3, ["-m", "venv", pythonVenv]);
+  const pip = ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", "--prefer-binary"];
+  run(venvPython, [...pip, "--constraint", PYTHON_CONSTRAINTS, `scitokens==${PYTHON_SCITOKENS_VERSION}`]);
+  const got = spawnSync(venvPython, ["-I", "-c", "import scitokens; print(scitokens.__version__)"], { encoding: "utf8" });
+  if (got.stdout?.trim() !== PYTHON_SCITOKENS_VERSION) {
+    fail(`.tools/python-scitokens holds scitokens ${got.stdout?.trim() || "(none)"}, expected ${PYTHON_SCITOKENS_VERSION}: ${got.stderr ?? ""}`);
+  }
+  writeFileSync(stamp, want);
+}
+
+/**
  * Builds tools/envoy-check (the Envoy configuration checker, run by the Envoy gate of npm
  * test) into .tools/bin when its Go sources changed. It needs Go >= 1.26 (go-control-plane
  * does); without it setup says so and goes on, since only that gate needs the checker.
@@ -326,7 +367,10 @@ if (testTools) {
   installRegal();
   buildEnvoyCheck();
 }
-if (forTests) installPromtool();
+if (forTests) {
+  installPromtool();
+  installPythonScitokens();
+}
 generateProtos();
 buildPolicy();
 compileTypeScript();
