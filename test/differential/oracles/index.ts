@@ -1,8 +1,9 @@
 import { CPP_073 } from "./cpp-0.7.3.js";
+import { PYTHON_SCITOKENS } from "./python-scitokens.js";
 import type { OracleSpec } from "./spec.js";
 
 /** The reference implementations every run of the differential test (and CI) asks. */
-export const DEFAULT_ORACLES: readonly OracleSpec[] = [CPP_073];
+export const DEFAULT_ORACLES: readonly OracleSpec[] = [CPP_073, PYTHON_SCITOKENS];
 
 /**
  * The oracles of this run: the default ones, plus those that environment variables

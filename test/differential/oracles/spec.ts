@@ -20,6 +20,12 @@ export interface OracleSpec {
   classesFile: string;
   /** One per class of {@link classesFile}, keyed by the same id. */
   classifiers: Readonly<Record<string, Classifier>>;
+  /**
+   * The least share of the seeded cases that both sides must allow (default 0.1), so that
+   * an oracle or a service that denies everything cannot "agree" vacuously. Lower it for a
+   * reference that refuses whole kinds of cases (say, every WLCG token), and say why.
+   */
+  minBothAllowShare?: number;
   /** Hand-written cases: at least one per class, plus agreements, run whatever the seed. */
   examples: readonly ClassExample[];
   start(context: OracleContext): Promise<Oracle>;
