@@ -17,6 +17,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureDebianPackages } from "./debian-packages.mjs";
 import { useSupportedNode } from "./node-runtime.mjs";
 
 await useSupportedNode();
@@ -42,40 +43,15 @@ function run(label, command, args, options = {}) {
 /** `part` of `whole` as a percentage with two decimals. */
 const percent = (part, whole) => `${whole === 0 ? "0.00" : ((100 * part) / whole).toFixed(2)}%`;
 
-function onPath(name) {
-  return spawnSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" }).status === 0;
-}
-
-// A command on PATH, or (given as an absolute path) a file such as a header.
-const present = (what) => (what.startsWith("/") ? existsSync(what) : onPath(what));
-
-function ensureDebianPackage(binary, pkg) {
-  if (present(binary)) return;
-  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  if (!onPath("apt-get")) {
-    process.stderr.write(`test: ${binary} is needed (Debian package ${pkg}) and apt-get is not available: install ${pkg}\n`);
-    process.exit(1);
-  }
-  const sudo = asRoot ? [] : ["sudo", "-n"];
-  const install = () =>
-    spawnSync(sudo[0] ?? "apt-get", [...sudo.slice(1), ...(asRoot ? [] : ["apt-get"]), "install", "-y", "-q", pkg], {
-      stdio: ["ignore", "ignore", "inherit"],
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    }).status === 0;
-  process.stderr.write(`test: installing Debian package ${pkg} (for ${binary})\n`);
-  if (!install()) {
-    spawnSync(sudo[0] ?? "apt-get", [...sudo.slice(1), ...(asRoot ? [] : ["apt-get"]), "update", "-q"], { stdio: ["ignore", "ignore", "inherit"] });
-    if (!install() || !present(binary)) {
-      process.stderr.write(`test: could not install ${pkg}; install it (apt-get install ${pkg}) and run again\n`);
-      process.exit(1);
-    }
-  }
-}
-
-ensureDebianPackage("scitokens-create", "scitokens-cpp");
-ensureDebianPackage("/usr/include/scitokens/scitokens.h", "libscitokens-dev"); // test/differential's C harness
-ensureDebianPackage("gcc", "gcc"); // compiles that harness
-ensureDebianPackage("/usr/sbin/nginx", "nginx"); // with its DAV and auth_request modules: test/integration/nginx-auth-request.test.ts
+ensureDebianPackages(
+  [
+    { pkg: "scitokens-cpp", what: "scitokens-create" },
+    { pkg: "libscitokens-dev", what: "/usr/include/scitokens/scitokens.h" }, // test/differential's C harness
+    { pkg: "gcc", what: "gcc" }, // compiles that harness
+    { pkg: "nginx", what: "/usr/sbin/nginx" }, // with its DAV and auth_request modules: test/integration/nginx-auth-request.test.ts
+  ],
+  { prefix: "test", why: "for the tests" },
+);
 
 /** Runs a tool with its output captured; the seconds it took come back with it. */
 function capture(command, args) {
