@@ -43,6 +43,11 @@ export interface CppStart {
   issuer: string;
   kid: string;
   publicKeyPem: string;
+  /**
+   * One enforcer for every case, in one process (cpp-harness.c's --one-enforcer), instead of
+   * a forked child with a fresh enforcer per case: for what an enforcer carries over.
+   */
+  oneEnforcer?: boolean;
 }
 
 /**
@@ -59,7 +64,7 @@ export async function startCppHarness(start: CppStart): Promise<LineHarness> {
   await writeFile(pemFile, start.publicKeyPem);
   return LineHarness.start(start.id, start.label, {
     command: start.binary,
-    args: [start.issuer, start.kid, pemFile],
+    args: [...(start.oneEnforcer === true ? ["--one-enforcer"] : []), start.issuer, start.kid, pemFile],
     cwd: own,
     env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: home, XDG_CACHE_HOME: cache, LC_ALL: "C" },
   });
