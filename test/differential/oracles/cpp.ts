@@ -54,6 +54,13 @@ export interface CppStart {
  * Starts the harness, storing the issuer's public key in scitokens-cpp's key cache first
  * (`$XDG_CACHE_HOME/scitokens`, pointed into `dir` with `$HOME`), so that the library makes
  * no network request and nothing outside the test's temporary folder is touched.
+ *
+ * 0.7.3 and 1.4.1 keep that cache alike: `scitokens/scitokens_cpp.sqllite`, table
+ * `keycache` (issuer → `{jwks, next_update, expires}`), filled by
+ * `scitoken_store_public_ec_key` in both. They differ in the expiry of a stored key (0.7.3:
+ * 4 hours, 1.4.1: 4 days) and in that 1.4.1 would prefer a `keycache.cache_home` set through
+ * its configuration API (the harness sets none). In both, `next_update` is 10 minutes after
+ * the store: a run that lasted longer would fetch the keys again from the loopback issuer.
  */
 export async function startCppHarness(start: CppStart): Promise<LineHarness> {
   const own = join(start.dir, start.id);
