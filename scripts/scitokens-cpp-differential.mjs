@@ -16,8 +16,10 @@
 //      into .tools/scitokens-cpp/VERSION-HASH (HASH: the start of the archive's SHA-256),
 //      which later runs reuse: the same archive is built once;
 //   3. runs `vitest run test/differential` with SCITOKENS_CPP_PREFIX naming that folder,
-//      so the run adds the oracle of that build (include/ and lib/ of the prefix) to
-//      Debian's 0.7.3. DIFF_SEED chooses the seed as for the test itself.
+//      so the run adds the oracle of that build (include/ and lib/ of the prefix) to the
+//      default ones (Debian's 0.7.3, the Python scitokens library, whose virtual
+//      environment `npm run diff:scitokens-cpp` has setup create first with
+//      --for-differential). DIFF_SEED chooses the seed as for the test itself.
 // --build-only stops after step 2 and prints the prefix. Nothing is written into the
 // checkout outside .tools/.
 import { spawnSync } from "node:child_process";

@@ -15,6 +15,8 @@
 //      of that API and gRPC health in build/ for gRPC server reflection (buf build);
 //   4. the policy: policies/*.rego compiled to build/policy.wasm (opa build -t wasm);
 //   5. TypeScript compiled to dist/ (tsc, incremental).
+// With --for-differential, only the Python virtual environment of --for-tests is added:
+// what `npm run diff:scitokens-cpp` needs, without promtool's long build.
 // With --no-test-tools, Regal and envoy-check are left out: only `npm test` uses them (the
 // container image's build stage runs setup this way, with the pinned OPA already in place).
 // Plain Node with no dependencies, because it runs before node_modules exists, and on
@@ -51,6 +53,7 @@ const DESCRIPTOR_SET = join(root, "build", "grpc-descriptors.binpb");
 const DESCRIPTOR_SET_FORMAT = "envoy ext_authz + grpc.health.v1, no source info";
 const quiet = process.argv.includes("--quiet");
 const forTests = process.argv.includes("--for-tests");
+const forDifferential = process.argv.includes("--for-differential");
 const testTools = !process.argv.includes("--no-test-tools");
 
 function say(message) {
@@ -367,10 +370,8 @@ if (testTools) {
   installRegal();
   buildEnvoyCheck();
 }
-if (forTests) {
-  installPromtool();
-  installPythonScitokens();
-}
+if (forTests) installPromtool();
+if (forTests || forDifferential) installPythonScitokens();
 generateProtos();
 buildPolicy();
 compileTypeScript();
