@@ -142,7 +142,7 @@ async function build(archive, hash) {
     mkdirSync(installs, { recursive: true });
     const buildDir = join(work, "build");
     const log = join(work, "build.log");
-    process.stderr.write(`scitokens-cpp-differential: building scitokens-cpp ${version} from ${archive} (once; well under a minute on 2 cores)\n`);
+    process.stderr.write(`scitokens-cpp-differential: building scitokens-cpp ${version} from ${archive} (once; under a minute on 2 cores)\n`);
     const started = performance.now();
     step(
       "cmake configure",

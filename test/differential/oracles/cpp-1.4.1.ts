@@ -151,10 +151,10 @@ const EXAMPLES: readonly ClassExample[] = [
 
 /**
  * Checks that `prefix` holds a scitokens-cpp install of {@link CPP_141_VERSION} (when the
- * build-info.json of scripts/scitokens-cpp-differential.mjs says which) and that the
- * compiled harness loads the library from it, not Debian's (both are libSciTokens.so.0).
+ * build-info.json of scripts/scitokens-cpp-differential.mjs says which). Needed before
+ * compiling: gcc would quietly fall back to Debian's header and library otherwise.
  */
-async function checkPrefix(prefix: string, binary: string): Promise<void> {
+function checkPrefix(prefix: string): void {
   for (const file of ["include/scitokens/scitokens.h", "lib/libSciTokens.so"]) {
     if (!existsSync(join(prefix, file))) throw new Error(`SCITOKENS_CPP_PREFIX=${prefix}: no ${file}: not a scitokens-cpp install prefix`);
   }
@@ -167,6 +167,10 @@ async function checkPrefix(prefix: string, binary: string): Promise<void> {
       );
     }
   }
+}
+
+/** Checks that the compiled harness loads the library in `prefix`, not Debian's (both are libSciTokens.so.0). */
+async function checkLoadedLibrary(prefix: string, binary: string): Promise<void> {
   const { stdout } = await exec(binary, ["--library"]);
   const loaded = await realpath(stdout.trim());
   const expected = await realpath(join(prefix, "lib"));
@@ -182,8 +186,9 @@ export function cpp141(prefix: string): OracleSpec {
     classifiers: CLASSIFIERS,
     examples: EXAMPLES,
     async start(context) {
+      checkPrefix(prefix);
       const binary = await compileHarness(context.dir, prefix);
-      await checkPrefix(prefix, binary);
+      await checkLoadedLibrary(prefix, binary);
       return startCppHarness({ id: this.id, label: this.label, binary, ...context });
     },
   };
