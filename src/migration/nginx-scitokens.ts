@@ -220,7 +220,12 @@ function globalAudiences(settings: ReadonlyMap<string, IniSetting>, file: string
     return { value: [], from: plain !== undefined ? origin(file, plain.line, "[Global] audience (empty)") : `${file} sets no [Global] audience` };
   }
   const split = list.length > 1 ? " (split at commas, as nginx-scitokens does)" : "";
-  report.add(plain.line, "[Global] audience", "became", `became audiences: ${flowList(list)}${split}`);
+  report.add(
+    plain.line,
+    "[Global] audience",
+    "became",
+    `became audiences: ${flowList(list)}${split}; nginx-scitokens also accepts SciTokens 1 tokens without aud, which are refused here (docs/semantics.md §5)`,
+  );
   return { value: list, from: origin(file, plain.line, "[Global] audience") };
 }
 

@@ -81,7 +81,7 @@ describe("import nginx-scitokens: the seed's authorizer.cfg", () => {
 
   it("reports what each setting became, in the order of the file, then a summary", () => {
     expect(lines(runs["nginxSeed"]!.stderr)).toEqual([
-      "nginx-scitokens/authorizer.cfg:2: [Global] audience: became audiences: [testing]",
+      "nginx-scitokens/authorizer.cfg:2: [Global] audience: became audiences: [testing]; nginx-scitokens also accepts SciTokens 1 tokens without aud, which are refused here (docs/semantics.md §5)",
       "nginx-scitokens/authorizer.cfg:4: [Issuer OSG-Demo]: became issuers[0] (the section name is kept as a comment)",
       "nginx-scitokens/authorizer.cfg:6: [Issuer OSG-Demo] issuer: became issuers[0].issuer: https://demo.scitokens.org",
       "nginx-scitokens/authorizer.cfg:7: [Issuer OSG-Demo] base_path: became issuers[0].base_path: /protected (scope paths stay relative to it, as in nginx-scitokens)",
@@ -326,7 +326,7 @@ describe("bad input exits 2 with one line per problem, naming file:line, and pri
     [
       ["nginx-scitokens", "nginx-scitokens/no-issuer.cfg"],
       [
-        "nginx-scitokens/no-issuer.cfg:2: [Global] audience: became audiences: [testing]",
+        "nginx-scitokens/no-issuer.cfg:2: [Global] audience: became audiences: [testing]; nginx-scitokens also accepts SciTokens 1 tokens without aud, which are refused here (docs/semantics.md §5)",
         "nginx-scitokens/no-issuer.cfg:4: [Issuer OSG-Demo]: not imported: the section has no issuer, and nginx-scitokens skips it too",
         "scitokens-authz import nginx-scitokens: nginx-scitokens/no-issuer.cfg: no issuer to import: authorization data needs at least one [Issuer NAME] section with issuer and base_path",
       ],
