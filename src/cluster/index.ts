@@ -1,0 +1,4 @@
+export { ClusterMetrics } from "./cluster-metrics.js";
+export { type ClusterReadiness, type WorkerReadiness, type WorkerSlotState, assessClusterReadiness } from "./cluster-readiness.js";
+export { FetchRelay, RelayedFetch } from "./fetch-relay.js";
+export { type ClusterOptions, type LineSink, RESTART_BACKOFF, type RunningCluster, startCluster } from "./primary.js";
