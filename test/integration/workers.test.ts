@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { Agent } from "node:http";
 import { type Server, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Metadata, type ServiceError, credentials } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildCheckRequest } from "../../src/cli/check.js";
+import { PACKAGE_ROOT } from "../../src/config/service-config.js";
 import { AuthorizationClient, type CheckRequest, type CheckResponse } from "../../src/gen/envoy/service/auth/v3/external_auth.js";
 import { type ServedProcess, killAllServed, runCli, spawnServe } from "../helpers/cli-process.js";
 import { healthClient } from "../helpers/grpc-clients.js";
@@ -220,6 +221,16 @@ describe("serve --workers 2", () => {
     expect(sample(body, `scitokens_authz_key_fetches_total{issuer="${issuer.issuer}"}`)).toBe(2);
     expect(sample(body, 'scitokens_authz_relayed_fetches_total{outcome="joined"}')).toBeGreaterThanOrEqual(1);
     expect(body.match(/^process_start_time_seconds /gm)).toHaveLength(1);
+    // The README lists them: those of one process ("Health and metrics", held to a single
+    // process by deploy-observability.test.ts) and those the workers add.
+    const readme = await readFile(join(PACKAGE_ROOT, "README.md"), "utf8");
+    const listed = (heading: string) => {
+      const start = readme.indexOf(heading);
+      const section = readme.slice(start, readme.indexOf("\n### ", start + 1));
+      return [...section.matchAll(/^ *\| `(scitokens_authz_[a-z0-9_]+)` \| ([a-z]+) \|/gm)].map((m) => [m[1]!, m[2]!] as const);
+    };
+    const exposed = [...body.matchAll(/^# TYPE (scitokens_authz_\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!] as const);
+    expect(new Map(exposed)).toEqual(new Map([...listed("### Health and metrics"), ...listed("### Using every core: workers")]));
   });
 
   it("is ready when both workers are: /readyz gives each one, gRPC health says SERVING on each", async () => {
