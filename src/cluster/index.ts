@@ -1,4 +1,5 @@
 export { ClusterMetrics } from "./cluster-metrics.js";
 export { type ClusterReadiness, type WorkerReadiness, type WorkerSlotState, assessClusterReadiness } from "./cluster-readiness.js";
 export { FetchRelay, RelayedFetch } from "./fetch-relay.js";
-export { type ClusterOptions, type LineSink, RESTART_BACKOFF, type RunningCluster, startCluster } from "./primary.js";
+export { type ClusterOptions, type LineSink, type RunningCluster, startCluster } from "./primary.js";
+export { RESTART_BACKOFF, restartDelay } from "./restart-backoff.js";

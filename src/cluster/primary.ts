@@ -16,16 +16,10 @@ import { ClusterMetrics } from "./cluster-metrics.js";
 import { type ClusterReadiness, type WorkerSlotState, assessClusterReadiness } from "./cluster-readiness.js";
 import { FetchRelay } from "./fetch-relay.js";
 import { type FromWorker, type ReloadKind, type ToWorker, WORKER_SLOT_VARIABLE, type WorkerListening, isClusterMessage } from "./messages.js";
+import { restartDelay } from "./restart-backoff.js";
 
 /** The program every worker runs (compiled next to this file). */
 const WORKER_MAIN = fileURLToPath(new URL("./worker-main.js", import.meta.url));
-
-/**
- * Restarting a worker that exited unexpectedly: after `firstDelayMs`, doubled at each
- * further exit of the same slot, at most `maxDelayMs`; a worker that ran `stableAfterMs`
- * starts the doubling afresh.
- */
-export const RESTART_BACKOFF = Object.freeze({ firstDelayMs: 500, maxDelayMs: 30_000, stableAfterMs: 60_000 });
 
 /** How long /readyz and /metrics wait for a worker's answer. */
 const ANSWER_WAIT = Object.freeze({ readinessMs: 1_000, metricsMs: 2_000 });
@@ -71,7 +65,7 @@ interface Slot {
   state: WorkerSlotState["state"];
   ready: boolean;
   startedAt: number;
-  /** Unexpected exits in a row (see RESTART_BACKOFF). */
+  /** Unexpected exits in a row (see restart-backoff.ts). */
   failures: number;
   restartTimer: NodeJS.Timeout | undefined;
   listening: WorkerListening | null;
@@ -89,7 +83,7 @@ type Reply = Extract<FromWorker, { id: number }>;
  *   and Unix alike, and hands each new connection to the next worker in turn);
  * - forks the workers, each told the configuration, and stops them all with the first
  *   one's configuration error (said once, exit 2) when one cannot start; later, restarts
- *   one that exits unexpectedly, with a backoff (RESTART_BACKOFF);
+ *   one that exits unexpectedly, with a backoff (restart-backoff.ts);
  * - serves the admin listener (`http.listen`): /readyz from every worker's answer, /metrics
  *   merged from every worker's (ClusterMetrics);
  * - tells every worker whether all are ready (their gRPC health follows it), and relays
@@ -124,6 +118,8 @@ export async function startCluster(config: ServiceConfig, options: ClusterOption
   }));
   let started = false;
   let closing = false;
+  // The start failed: the other workers are killed on purpose.
+  let aborting = false;
   let gateOpen = false;
   const metrics =
     config.httpListen !== null
@@ -264,7 +260,8 @@ export async function startCluster(config: ServiceConfig, options: ClusterOption
     const how = signal !== null ? `signal ${signal}` : `code ${code}`;
     if (closing) {
       slot.state = "stopped";
-      if (code !== 0) logger.warn({ worker: slot.number, pid, code, signal }, `worker ${slot.number} (pid ${pid}) ended with ${how} while draining`);
+      if (code !== 0 && !aborting)
+        logger.warn({ worker: slot.number, pid, code, signal }, `worker ${slot.number} (pid ${pid}) ended with ${how} while draining`);
       return;
     }
     if (!started) {
@@ -274,9 +271,8 @@ export async function startCluster(config: ServiceConfig, options: ClusterOption
     slot.state = "restarting";
     updateGate();
     await metrics?.retire(slot.number);
-    if (Date.now() - slot.startedAt >= RESTART_BACKOFF.stableAfterMs) slot.failures = 0;
-    slot.failures++;
-    const delay = Math.min(RESTART_BACKOFF.maxDelayMs, RESTART_BACKOFF.firstDelayMs * 2 ** (slot.failures - 1));
+    const { delayMs: delay, failures } = restartDelay(slot.failures, Date.now() - slot.startedAt);
+    slot.failures = failures;
     const fields = { worker: slot.number, pid, code, signal, restart_in_ms: delay };
     if (slot.startError instanceof ConfigError) {
       logger.error(
@@ -325,6 +321,7 @@ export async function startCluster(config: ServiceConfig, options: ClusterOption
   } catch (error) {
     // Stop the others at once: nothing has been announced, and the error is said once.
     closing = true;
+    aborting = true;
     const alive = slots.flatMap((slot) => (slot.worker !== null ? [slot.worker] : []));
     for (const worker of alive) worker.process.kill("SIGKILL");
     await Promise.all(alive.map(ended));

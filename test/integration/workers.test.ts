@@ -135,7 +135,8 @@ async function writeService(name: string, service: Record<string, unknown>, data
     ),
   );
   const configFile = join(dir, `${name}-service.yaml`);
-  await writeFile(configFile, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, policy: { data: dataFile }, log: { level: "info" }, ...service }));
+  const policy = { data: dataFile, ...(service["policy"] as object | undefined) };
+  await writeFile(configFile, JSON.stringify({ grpc: { listen: "127.0.0.1:0" }, log: { level: "info" }, ...service, policy }));
   return { configFile, dataFile };
 }
 
@@ -360,6 +361,40 @@ describe("serve --workers 2 with a configuration a worker refuses", () => {
       await new Promise<void>((resolve) => other.close(() => resolve()));
     }
   }, 60_000);
+});
+
+describe("serve --workers 2 when a restarted worker cannot start", () => {
+  it("goes on serving with the other, tries again with a backoff, and takes it back once the file is fixed", async () => {
+    // No file watch: the running worker keeps the data it started with.
+    const { configFile, dataFile } = await writeService("restart", { http: { listen: "127.0.0.1:0" }, policy: { watch: false } });
+    const good = await readFile(dataFile, "utf8");
+    const served = spawnServe(["--config", configFile, "--workers", "2"]);
+    try {
+      const [, admin] = await served.waitFor(/"msg":"admin HTTP listening on 127\.0\.0\.1:(\d+)/);
+      const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
+      const target = `127.0.0.1:${port}`;
+      const pids = (JSON.parse((await adminGet(Number(admin), "/readyz")).body) as { workers: Array<{ pid: number }> }).workers.map((w) => w.pid);
+      await writeFile(dataFile, JSON.stringify({ audiences: [AUDIENCE], issuers: [{ issuer: issuer.issuer, base_path: "data" }] }));
+      const after = served.lines.length;
+      process.kill(pids[1]!, "SIGKILL");
+      await served.waitFor(/"msg":"worker 2 \(pid \d+\) exited unexpectedly \(signal SIGKILL\): restarting it in 500 ms"/, after);
+      await served.waitFor(
+        /"msg":"worker 2 cannot start: configuration error: .*issuers\[0\]\.base_path: expected an absolute path.*; trying again in 1000 ms"/,
+        after,
+      );
+      // Meanwhile worker 1 answers every Check; the service is not ready.
+      expect(new Set(await checksFrom(served, target, 3, 1))).toEqual(new Set([1]));
+      const readiness = JSON.parse((await adminGet(Number(admin), "/readyz")).body) as { status: string; workers: Array<{ status: string }> };
+      expect([readiness.status, readiness.workers.map((w) => w.status)]).toEqual(["worker_unavailable", ["ready", "worker_unavailable"]]);
+      await writeFile(dataFile, good);
+      await served.waitFor(/"msg":"worker 2 is serving again \(pid \d+\)"/, after);
+      await served.waitFor(/"msg":"ready \(gRPC health SERVING\)"/, after);
+      expect(new Set(await checksFrom(served, target, 4, 1))).toEqual(new Set([1, 2]));
+    } finally {
+      served.child.kill("SIGTERM");
+    }
+    expect(await served.closed).toEqual({ code: 0, signal: null });
+  }, 90_000);
 });
 
 describe("serve --workers 2 on Unix sockets, with a short connection age", () => {
