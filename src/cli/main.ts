@@ -28,7 +28,8 @@ Usage:
       [--state FILE] (where the issuer publishes its key, default .state/dev-issuer.json).
       --authz-http also serves the HTTP authorization endpoint (nginx auth_request, Envoy
       http_service) there, replacing authz_http.listen. --workers N serves Checks from N
-      processes (replacing workers; default one per core, 1: a single process).
+      processes (replacing workers; default one per core, 1: a single process; the
+      embedded default runs one).
   scitokens-authz validate [--config FILE] [--json]
       Checks the service config, its authorization data and compiled policy as serve would
       at start-up, plus each jwks_file and keys.cache_dir; offline (no key fetch, nothing

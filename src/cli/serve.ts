@@ -96,10 +96,12 @@ function flagAddress(flag: string, value: string): ListenAddress {
   return listen;
 }
 
+/** The embedded default: one process (a demo on a many-core workstation needs no more), unless `--workers`. */
 function demoConfig(listen: string): ServiceConfig {
   return parseServiceConfig("(embedded default)", {
     grpc: { listen },
     policy: { data: DEMO_DATA_FILE, wasm: BUILT_POLICY_FILE },
+    workers: 1,
   });
 }
 
