@@ -400,10 +400,12 @@ describe("serve --workers 2 when a restarted worker cannot start", () => {
 describe("serve --workers 2 on Unix sockets, with a short connection age", () => {
   it("shares both sockets between the workers, moves a long-lived connection on, and removes the sockets when it stops", async () => {
     const grpcSocket = join(dir, "grpc.sock");
+    const decisionLog = join(dir, "decisions.jsonl");
     const httpSocket = join(dir, "authz.sock");
     const { configFile } = await writeService("sockets", {
       grpc: { listen: `unix:${grpcSocket}`, max_connection_age_seconds: 1, max_connection_age_grace_seconds: 1 },
       authz_http: { listen: `unix:${httpSocket}` },
+      log: { level: "info", decisions: { file: decisionLog } },
     });
     const served = spawnServe(["--config", configFile, "--workers", "2"]);
     try {
@@ -447,6 +449,14 @@ describe("serve --workers 2 on Unix sockets, with a short connection age", () =>
       served.child.kill("SIGTERM");
     }
     expect(await served.closed).toEqual({ code: 0, signal: null });
+    // Both workers appended to the one decision log: a whole line per decision.
+    const decided = logged(served).filter((l) => l["msg"] === "decision");
+    const records = (await readFile(decisionLog, "utf8"))
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(new Set(records.map((r) => r["decision_id"]))).toEqual(new Set(decided.map((l) => l["decision_id"])));
+    expect(new Set(decided.map((l) => l["worker"]))).toEqual(new Set([1, 2]));
     await expect(stat(grpcSocket)).rejects.toMatchObject({ code: "ENOENT" });
     await expect(stat(httpSocket)).rejects.toMatchObject({ code: "ENOENT" });
   }, 90_000);
