@@ -3,7 +3,7 @@ import { BundleDownloader } from "../bundle/downloader.js";
 import { sourceFiles, sourceLabel } from "../bundle/snapshot.js";
 import type { AuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
-import { BUILT_DESCRIPTOR_SET, type ListenAddress, type ServiceConfig, listenTarget } from "../config/service-config.js";
+import { BUILT_DESCRIPTOR_SET, type ServiceConfig } from "../config/service-config.js";
 import { DecisionLog } from "../observability/decision-log.js";
 import type { MetricsSnapshot } from "../observability/metrics.js";
 import { ServiceMetrics } from "../observability/metrics.js";
@@ -16,11 +16,11 @@ import type { GenerationObserver } from "./generation.js";
 import { GrpcHealth } from "./grpc-health.js";
 import { loadReflection } from "./grpc-reflection.js";
 import { type GrpcServiceRegistration, type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
+import { listenError } from "./listen-error.js";
 import { LivePolicy, type ReloadEvent } from "./live-policy.js";
 import { type DebounceOptions, type PolicyWatcher, watchPolicyFiles } from "./policy-watcher.js";
 import type { ReadinessGate } from "./readiness-gate.js";
 import { ReadinessMonitor } from "./readiness-monitor.js";
-import { SocketPathError } from "./unix-socket.js";
 
 export interface ServiceSeams {
   readonly logger: Logger;
@@ -94,23 +94,6 @@ export interface RunningService {
 
 export type { TlsReloadEvent } from "../tls/index.js";
 export type { ReloadEvent } from "./live-policy.js";
-
-/** Why the gRPC address cannot be used, as a configuration error of `grpc.listen` (exit 2). */
-export function listenError(config: ServiceConfig, error: unknown, key = "grpc.listen", listen: ListenAddress = config.listen): unknown {
-  if (error instanceof SocketPathError) return new ConfigError(config.file, [`${key}: ${error.message}`]);
-  const message = error instanceof Error ? error.message : String(error);
-  const address = listenTarget(listen);
-  const why = /EADDRINUSE/.test(message)
-    ? "the address is in use (another process listens there)"
-    : /EACCES/.test(message)
-      ? "socketPath" in listen
-        ? "permission denied (the service's user cannot create files in the socket's folder)"
-        : "permission denied (ports below 1024 need privileges)"
-      : /EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(message)
-        ? "no interface of this machine has that address"
-        : null;
-  return why === null ? error : new ConfigError(config.file, [`${key}: cannot listen on ${address}: ${why}`]);
-}
 
 /**
  * The composition root: loads and validates the authorization data and the compiled
