@@ -1,5 +1,4 @@
 import cluster, { type Worker } from "node:cluster";
-import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { sourceFiles, sourceLabel } from "../bundle/snapshot.js";
@@ -15,6 +14,7 @@ import { tlsFiles } from "../tls/read-tls-files.js";
 import { ClusterMetrics } from "./cluster-metrics.js";
 import { type ClusterReadiness, type WorkerSlotState, assessClusterReadiness } from "./cluster-readiness.js";
 import { FetchRelay } from "./fetch-relay.js";
+import { type LineSink, forwardLines } from "./forward-lines.js";
 import { type FromWorker, type ReloadKind, type ToWorker, WORKER_SLOT_VARIABLE, type WorkerListening, isClusterMessage } from "./messages.js";
 import { restartDelay } from "./restart-backoff.js";
 
@@ -29,14 +29,6 @@ const ANSWER_WAIT = Object.freeze({ readinessMs: 1_000, metricsMs: 2_000 });
  * 5 s, see startGrpcServer) before the ones left are killed.
  */
 const DRAIN_LIMIT_MS = 15_000;
-
-/** A worker's output line longer than this is passed on cut rather than held. */
-const MAX_HELD_LINE_CHARS = 1024 * 1024;
-
-/** Where the workers' output goes, whole lines at a time. */
-export interface LineSink {
-  write(text: string): unknown;
-}
 
 export interface ClusterOptions {
   readonly logger: Logger;
@@ -73,7 +65,7 @@ interface Slot {
   startError: Error | null;
 }
 
-type Reply = Extract<FromWorker, { id: number }>;
+type Reply = Extract<FromWorker, { type: "authz:readiness" | "authz:metrics" }>;
 
 /**
  * `serve` with several workers (`workers` above 1): the primary process. It validates
@@ -420,28 +412,4 @@ function ended(worker: Worker): Promise<{ code: number | null; signal: string | 
     endings.set(worker, end);
   }
   return end;
-}
-
-/** Passes `stream`'s text on to `sink` in whole lines (a last line without newline gets one). */
-function forwardLines(stream: Readable | null, sink: LineSink): void {
-  if (stream === null) return;
-  let held = "";
-  stream.setEncoding("utf8");
-  stream.on("data", (chunk: string) => {
-    const text = held + chunk;
-    const end = text.lastIndexOf("\n");
-    if (end === -1) {
-      held = text;
-      if (held.length > MAX_HELD_LINE_CHARS) {
-        sink.write(`${held}\n`);
-        held = "";
-      }
-      return;
-    }
-    sink.write(text.slice(0, end + 1));
-    held = text.slice(end + 1);
-  });
-  stream.on("end", () => {
-    if (held !== "") sink.write(`${held}\n`);
-  });
 }
