@@ -22,11 +22,14 @@ const USAGE = `scitokens-authz: an Envoy ext_authz service for SciTokens and WLC
 
 Usage:
   scitokens-authz serve [--config FILE] [--listen HOST:PORT|unix:PATH] [--authz-http HOST:PORT|unix:PATH]
+                        [--workers N]
       Without --config: the embedded default (demo policy + a development issuer on loopback),
       which also takes [--dev-issuer-port PORT] (default 8484; 0: any free port) and
       [--state FILE] (where the issuer publishes its key, default .state/dev-issuer.json).
       --authz-http also serves the HTTP authorization endpoint (nginx auth_request, Envoy
-      http_service) there, replacing authz_http.listen.
+      http_service) there, replacing authz_http.listen. --workers N serves Checks from N
+      processes (replacing workers; default one per core, 1: a single process; the
+      embedded default runs one).
   scitokens-authz validate [--config FILE] [--json]
       Checks the service config, its authorization data and compiled policy as serve would
       at start-up, plus each jwks_file and keys.cache_dir; offline (no key fetch, nothing
@@ -102,10 +105,12 @@ async function main(argv: string[]): Promise<number> {
           "authz-http": { type: "string" },
           "dev-issuer-port": { type: "string" },
           state: { type: "string" },
+          workers: { type: "string" },
         },
         strict: true,
       });
       await serve({
+        workers: values.workers,
         config: configFileFrom(values.config),
         listen: values.listen,
         authzHttp: values["authz-http"],

@@ -1,7 +1,7 @@
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
-import { format } from "node:util";
-import { setLogger } from "@grpc/grpc-js";
+import { pino } from "pino";
+import { type RunningCluster, startCluster } from "../cluster/index.js";
 import { ConfigError } from "../config/config-error.js";
 import {
   BUILT_POLICY_FILE,
@@ -9,6 +9,7 @@ import {
   DEMO_DATA_FILE,
   LISTEN_FORMS,
   type ListenAddress,
+  MAX_WORKERS,
   PACKAGE_ROOT,
   type ServiceConfig,
   loadServiceConfig,
@@ -18,6 +19,7 @@ import {
 } from "../config/service-config.js";
 import { type DevIssuer, demoDataFor, mintToken, startDevIssuer } from "../dev-issuer/index.js";
 import { createLogger } from "../observability/logger.js";
+import { routeGrpcLogs } from "../server/grpc-log.js";
 import { type RunningService, startService } from "../server/service.js";
 
 const DEV_ISSUER = { host: "127.0.0.1", port: 8484, path: "/dev" } as const;
@@ -43,6 +45,46 @@ export interface ServeOptions {
   readonly stateFile?: string | undefined;
   /** `--authz-http`: serve the HTTP authorization endpoint there (replaces `authz_http.listen`). */
   readonly authzHttp?: string | undefined;
+  /** `--workers`: how many processes serve Checks (replaces `workers`); 1: a single process. */
+  readonly workers?: string | undefined;
+}
+
+/** `--workers N`, checked like the config key it replaces. */
+function flagWorkers(value: string): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1 || Number(value) > MAX_WORKERS) {
+    throw new ConfigError("--workers", [`expected the number of worker processes, 1 to ${MAX_WORKERS} (1: a single process), got ${JSON.stringify(value)}`]);
+  }
+  return Number(value);
+}
+
+/** What `serve` runs: one process serving Checks, or a primary and its workers. */
+interface Served {
+  readonly address: string;
+  readonly authzHttp: string | null;
+  /** SIGHUP: reopen the decision log, reload the policy and TLS files. */
+  sighup(): void;
+  /** Drains and stops; false when a worker did not end cleanly. */
+  close(): Promise<boolean>;
+}
+
+function single(service: RunningService): Served {
+  return {
+    address: service.address,
+    authzHttp: service.authzHttp?.address ?? null,
+    sighup() {
+      service.reopenDecisionLog();
+      void service.reload("SIGHUP");
+      void service.reloadTls("SIGHUP");
+    },
+    async close() {
+      await service.close();
+      return true;
+    },
+  };
+}
+
+function workers(cluster: RunningCluster): Served {
+  return { address: cluster.address, authzHttp: cluster.authzHttp, sighup: () => cluster.reload("SIGHUP"), close: () => cluster.close() };
 }
 
 /** A `--listen`-like flag's address, or a ConfigError naming the flag. */
@@ -54,10 +96,12 @@ function flagAddress(flag: string, value: string): ListenAddress {
   return listen;
 }
 
+/** The embedded default: one process (a demo on a many-core workstation needs no more), unless `--workers`. */
 function demoConfig(listen: string): ServiceConfig {
   return parseServiceConfig("(embedded default)", {
     grpc: { listen },
     policy: { data: DEMO_DATA_FILE, wasm: BUILT_POLICY_FILE },
+    workers: 1,
   });
 }
 
@@ -94,32 +138,45 @@ export async function serve(options: ServeOptions): Promise<void> {
     const listen = flagAddress("--authz-http", options.authzHttp);
     config = { ...config, authzHttp: { listen, maxHeaderBytes: config.authzHttp?.maxHeaderBytes ?? DEFAULT_AUTHZ_HTTP_MAX_HEADER_BYTES } };
   }
-  const logger = createLogger(config.logLevel);
-  // grpc-js reports some failures on stderr in its own format (e.g. "E No address added…"
-  // before a bind error the service states itself): keep them, as JSON log lines.
-  const grpcLog = logger.child({ component: "grpc-js" });
-  setLogger({
-    error: (...args: unknown[]) => grpcLog.warn(format(...args)),
-    info: (...args: unknown[]) => grpcLog.info(format(...args)),
-    debug: (...args: unknown[]) => grpcLog.debug(format(...args)),
-  });
+  if (options.workers !== undefined) config = { ...config, workers: flagWorkers(options.workers) };
+  // One writer of stdout for the log and, with workers, their lines passed on whole.
+  const stdout = pino.destination({ dest: 1, sync: false });
+  const logger = createLogger(config.logLevel, stdout as unknown as NodeJS.WritableStream);
+  routeGrpcLogs(logger);
   // SIGHUP reopens the decision log (rotation), reloads the policy files and, with
-  // grpc.tls, the TLS files (each reload logs its outcome). One that arrives while the
-  // service starts is applied once it listens, instead of ending the process.
-  let running: RunningService | undefined;
+  // grpc.tls, the TLS files (each reload logs its outcome; with workers, each worker's).
+  // One that arrives while the service starts is applied once it listens, instead of
+  // ending the process.
+  let running: Served | undefined;
   let reloadPending = false;
   const reload = () => {
     logger.info({ signal: "SIGHUP" }, "reload requested");
-    if (running) {
-      running.reopenDecisionLog();
-      void running.reload("SIGHUP");
-      void running.reloadTls("SIGHUP");
-    } else reloadPending = true;
+    if (running) running.sighup();
+    else reloadPending = true;
   };
   process.on("SIGHUP", reload);
+  // A signal to stop while the workers start: they are stopped once they listen.
+  let stopSignal: string | undefined;
+  let stopRequested = () => {};
+  const stopped = new Promise<void>((resolveStop) => (stopRequested = resolveStop));
+  const stop = (signal: string) => {
+    if (stopSignal !== undefined) return;
+    stopSignal = signal;
+    logger.info({ signal }, "shutting down");
+    stopRequested();
+  };
+  const onSigint = () => stop("SIGINT");
+  const onSigterm = () => stop("SIGTERM");
+  let stopSignalsHandled = false;
+  const handleStopSignals = () => {
+    if (stopSignalsHandled) return;
+    stopSignalsHandled = true;
+    process.once("SIGINT", onSigint);
+    process.once("SIGTERM", onSigterm);
+  };
   let devIssuer: DevIssuer | undefined;
   let demoData: string | undefined;
-  let service: RunningService;
+  let served: Served;
   try {
     if (options.config === undefined) {
       const { port, stateFile } = issuerSettings;
@@ -127,39 +184,39 @@ export async function serve(options: ServeOptions): Promise<void> {
       demoData = await demoDataFile(devIssuer.issuer, stateFile);
       config = { ...config, policy: { kind: "files", dataFile: demoData, wasmFile: BUILT_POLICY_FILE } };
     }
-    service = await startService(config, { logger });
+    if (config.workers > 1) {
+      // Stop signals are the primary's from the start (the workers ignore them).
+      handleStopSignals();
+      served = workers(await startCluster(config, { logger, stdout, stderr: process.stderr }));
+    } else served = single(await startService(config, { logger }));
   } catch (error) {
     process.off("SIGHUP", reload);
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigterm);
     await devIssuer?.close();
     await removeDemoCopy(demoData);
+    logger.flush();
     throw error;
   }
-  running = service;
-  if (reloadPending) {
-    void service.reload("SIGHUP");
-    void service.reloadTls("SIGHUP");
-  }
-  if (devIssuer && demoData) {
+  running = served;
+  if (reloadPending && stopSignal === undefined) served.sighup();
+  if (devIssuer && demoData && stopSignal === undefined) {
     await printDemo(devIssuer, {
-      target: service.address,
+      target: served.address,
       dataFile: demoData,
       stateFile: issuerSettings.stateFile,
-      authzHttp: service.authzHttp?.address ?? null,
+      authzHttp: served.authzHttp,
+      write: (text) => stdout.write(text),
     });
   }
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, "shutting down");
-      resolveStop();
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
+  handleStopSignals();
+  await stopped;
   process.off("SIGHUP", reload);
-  await service.close();
+  const clean = await served.close();
   await devIssuer?.close();
   await removeDemoCopy(demoData);
   logger.flush();
+  if (!clean) throw new Error("a worker did not drain cleanly (see the log)");
 }
 
 /** Removes the demo data copy that {@link demoDataFile} wrote (never policies/demo.yaml). */
@@ -167,7 +224,10 @@ async function removeDemoCopy(file: string | undefined): Promise<void> {
   if (file !== undefined && file !== DEMO_DATA_FILE) await rm(file, { force: true });
 }
 
-async function printDemo(issuer: DevIssuer, where: { target: string; dataFile: string; stateFile: string; authzHttp: string | null }): Promise<void> {
+async function printDemo(
+  issuer: DevIssuer,
+  where: { target: string; dataFile: string; stateFile: string; authzHttp: string | null; write: (text: string) => void },
+): Promise<void> {
   const { target, authzHttp } = where;
   const token = await mintToken({
     privateKey: issuer.privateKey,
@@ -204,7 +264,7 @@ async function printDemo(issuer: DevIssuer, where: { target: string; dataFile: s
     "Stop with Ctrl-C. Decision logs follow as JSON lines.",
     "",
   ];
-  process.stdout.write(`${lines.join("\n")}\n`);
+  where.write(`${lines.join("\n")}\n`);
 }
 
 /** A file of the checkout relative to it (policies/demo.yaml), any other as given. */

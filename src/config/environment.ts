@@ -6,7 +6,9 @@ export const CONFIG_VARIABLE = "SCITOKENS_AUTHZ_CONFIG";
 /**
  * Settings a container sets without editing the configuration file, each from one
  * variable. A variable that is set replaces the file's value (a command-line flag
- * replaces both); an empty one is ignored. Paths must be absolute.
+ * replaces both); an empty one is ignored. Paths must be absolute; a number written in
+ * decimal digits is passed on as a number (anything else as the text, which the schema
+ * then refuses, naming the variable).
  */
 export const ENVIRONMENT_OVERRIDES = [
   { variable: "SCITOKENS_AUTHZ_LISTEN", key: ["grpc", "listen"], path: false },
@@ -15,6 +17,7 @@ export const ENVIRONMENT_OVERRIDES = [
   { variable: "SCITOKENS_AUTHZ_LOG_LEVEL", key: ["log", "level"], path: false },
   { variable: "SCITOKENS_AUTHZ_KEYS_CACHE_DIR", key: ["keys", "cache_dir"], path: true },
   { variable: "SCITOKENS_AUTHZ_DECISION_LOG", key: ["log", "decisions", "file"], path: true },
+  { variable: "SCITOKENS_AUTHZ_WORKERS", key: ["workers"], path: false, number: true },
 ] as const;
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -35,7 +38,8 @@ export function applyEnvironment(raw: unknown, env: Environment): { raw: unknown
   const problems: string[] = [];
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return { raw, problems, applied };
   const out = structuredClone(raw) as Record<string, unknown>;
-  for (const { variable, key, path } of ENVIRONMENT_OVERRIDES) {
+  for (const override of ENVIRONMENT_OVERRIDES) {
+    const { variable, key, path } = override;
     const value = env[variable];
     if (value === undefined || value === "") continue;
     if (path && !isAbsolute(value)) {
@@ -48,7 +52,7 @@ export function applyEnvironment(raw: unknown, env: Environment): { raw: unknown
       node[part] = next !== null && typeof next === "object" && !Array.isArray(next) ? { ...(next as object) } : {};
       node = node[part] as Record<string, unknown>;
     }
-    node[key.at(-1)!] = value;
+    node[key.at(-1)!] = "number" in override && /^\d{1,9}$/.test(value) ? Number(value) : value;
     applied.set(key.join("."), variable);
   }
   return { raw: out, problems, applied };

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -71,6 +72,25 @@ export const DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
  */
 export const DEFAULT_AUTHZ_HTTP_MAX_HEADER_BYTES = 64 * 1024;
 
+/**
+ * How long a gRPC connection may live before the service asks the client to open another
+ * (`grpc.max_connection_age_seconds`; gRPC's MAX_CONNECTION_AGE, ±10% jitter): Envoy keeps
+ * its HTTP/2 connections open for good, so without an age the connections made while one
+ * worker was alone (start-up, a restart) stay with it. Two minutes spreads them again
+ * soon, at the cost of one new connection per client connection every two minutes.
+ */
+export const DEFAULT_MAX_CONNECTION_AGE_SECONDS = 120;
+
+/**
+ * How long a connection past its age may finish the calls it carries before it is cut
+ * (`grpc.max_connection_age_grace_seconds`): far longer than any Check (Envoy gives one
+ * 200 ms by default); only long streams such as a health Watch meet it.
+ */
+export const DEFAULT_MAX_CONNECTION_AGE_GRACE_SECONDS = 30;
+
+/** The most worker processes `workers` accepts: far beyond any machine this runs on, below a typo's 10000. */
+export const MAX_WORKERS = 256;
+
 /** Largest OPA bundle, decompressed (`policy.bundle.max_bytes`). */
 export const DEFAULT_BUNDLE_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -119,8 +139,17 @@ export const serviceConfigSchema = z.strictObject({
   grpc: z.strictObject({
     listen,
     max_request_bytes: positiveInt("the largest CheckRequest in bytes").default(DEFAULT_MAX_REQUEST_BYTES),
+    max_connection_age_seconds: seconds("the longest life of a client connection (0 for no limit)").default(DEFAULT_MAX_CONNECTION_AGE_SECONDS),
+    max_connection_age_grace_seconds: seconds("the time a connection past its age has to finish its calls").default(DEFAULT_MAX_CONNECTION_AGE_GRACE_SECONDS),
     tls: tlsSchema.optional(),
   }),
+  // Worker processes serving Checks (absent: one per core the service may use; 1: a single process).
+  workers: z
+    .number({ error: `expected the number of worker processes, 1 to ${MAX_WORKERS}` })
+    .int(`expected the number of worker processes as a whole number, 1 to ${MAX_WORKERS}`)
+    .min(1, `expected the number of worker processes, 1 to ${MAX_WORKERS} (1: a single process)`)
+    .max(MAX_WORKERS, `expected the number of worker processes, 1 to ${MAX_WORKERS}`)
+    .optional(),
   http: z
     .strictObject(
       { listen: httpListen },
@@ -272,8 +301,15 @@ export interface ServiceConfig {
   readonly listen: ListenAddress;
   /** Largest CheckRequest accepted, in bytes (grpc.max_request_bytes). */
   readonly maxRequestBytes: number;
+  /**
+   * gRPC connection management: a connection older than `maxAgeMs` (±10%) is asked to
+   * close (GOAWAY), and cut `graceMs` later if calls are still open; 0: no age limit.
+   */
+  readonly connectionAge: { readonly maxAgeMs: number; readonly graceMs: number };
   /** TLS on the gRPC listener (`grpc.tls`); absent: plaintext. */
   readonly tls?: TlsSettings;
+  /** Processes serving Checks (`workers`, default one per available core); 1: a single process, no cluster. */
+  readonly workers: number;
   /** The admin HTTP listener (`http.listen`: /healthz, /readyz, /metrics); null: none. */
   readonly httpListen: TcpListenAddress | null;
   /** The HTTP authorization endpoint (`authz_http`); absent: not served. */
@@ -315,6 +351,8 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
     file,
     listen: parseListen(c.grpc.listen, base)!,
     maxRequestBytes: c.grpc.max_request_bytes,
+    connectionAge: { maxAgeMs: c.grpc.max_connection_age_seconds * 1000, graceMs: c.grpc.max_connection_age_grace_seconds * 1000 },
+    workers: c.workers ?? defaultWorkers(),
     httpListen: c.http?.listen ?? null,
     ...(tls !== undefined
       ? {
@@ -342,6 +380,11 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
     logLevel: c.log.level,
     ...(c.log.decisions !== undefined ? { decisionLogFile: resolve(base, c.log.decisions.file) } : {}),
   });
+}
+
+/** The default of `workers`: the cores this process may run on (its CPU affinity and, on Linux, its cgroup's CPU quota). */
+export function defaultWorkers(): number {
+  return Math.min(MAX_WORKERS, Math.max(1, availableParallelism()));
 }
 
 type PolicySection = z.output<typeof serviceConfigSchema>["policy"];

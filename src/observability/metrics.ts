@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, type MetricObjectWithValues, type MetricValue, Registry, collectDefaultMetrics } from "prom-client";
 import { REASON_CODES } from "../reasons/index.js";
 import type { IssuerKeyStatus } from "../token/keys/index.js";
 import type { DecisionEvent } from "./decision-record.js";
@@ -11,6 +11,9 @@ export const METRIC_PREFIX = "scitokens_authz_";
  * ext_authz timeout of 200 ms, where a slower answer no longer matters to the client.
  */
 export const CHECK_DURATION_BUCKETS: readonly number[] = Object.freeze([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.5]);
+
+/** Every metric of a registry as prom-client's JSON (`getMetricsAsJSON`), which the cluster primary merges. */
+export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
 
 /** What the gauges read at each scrape: the service's state then. */
 export interface ObservedState {
@@ -35,7 +38,10 @@ type Decided = "allow" | "deny";
 
 /**
  * The service's Prometheus metrics (README "Health and metrics"), in a registry of their
- * own. Counting on the Check path is two increments of plain numbers (the Check's
+ * own. With several workers, the primary merges every worker's registry (src/cluster/):
+ * each metric says how (`aggregator`): counters and the histogram add up, a key's age is
+ * the oldest worker's, an issuer is usable when it is in every worker, settings are the
+ * same everywhere. Counting on the Check path is two increments of plain numbers (the Check's
  * decision and reason, a token's cache lookup) and one histogram observation;
  * everything else (key ages, readiness, the revision) is read from the service's state
  * when scraped. Label values are bounded: decisions, reason codes, reload outcomes, and
@@ -54,7 +60,13 @@ export class ServiceMetrics {
   readonly #keyFailures: Counter<"issuer">;
   readonly #reloads: Counter<"outcome">;
 
-  constructor(options: { readonly state: () => ObservedState; readonly maxStaleSeconds: number; readonly refreshIntervalSeconds: number }) {
+  constructor(options: {
+    readonly state: () => ObservedState;
+    readonly maxStaleSeconds: number;
+    readonly refreshIntervalSeconds: number;
+    /** In a cluster worker: its slot (1…N), the `worker` label of `worker_checks_total`. */
+    readonly worker?: number;
+  }) {
     const registers = [this.registry];
     const { state } = options;
     collectDefaultMetrics({ register: this.registry });
@@ -71,6 +83,21 @@ export class ServiceMetrics {
         }
       },
     });
+    if (options.worker !== undefined) {
+      const worker = String(options.worker);
+      new Counter({
+        name: `${METRIC_PREFIX}worker_checks_total`,
+        help: "Checks answered by each worker process (label worker: 1 to the number of workers; a restarted worker keeps its number)",
+        labelNames: ["worker"],
+        registers,
+        collect() {
+          let total = 0;
+          for (const decision of ["allow", "deny"] as const) for (const { count } of checkCounts[decision].values()) total += count;
+          this.reset();
+          this.inc({ worker }, total);
+        },
+      });
+    }
     // Every reason code from the start (at 0), so rates and alerts see each series at once.
     for (const reason of REASON_CODES) this.#entry(reason === "allowed" || reason === "passthrough" ? "allow" : "deny", reason);
     this.#duration = new Histogram({
@@ -125,6 +152,7 @@ export class ServiceMetrics {
       help: "Age of the keys in use for an issuer (since they were fetched); absent while it has none",
       labelNames: ["issuer"],
       registers,
+      aggregator: "max",
       collect() {
         const { keys, nowMs } = state();
         this.reset();
@@ -138,6 +166,7 @@ export class ServiceMetrics {
       help: "1 when an issuer's tokens can be verified (keys held, not older than keys.max_stale_seconds), else 0",
       labelNames: ["issuer"],
       registers,
+      aggregator: "min",
       collect() {
         this.reset();
         for (const status of state().keys) this.set({ issuer: status.issuer }, status.usable ? 1 : 0);
@@ -147,16 +176,19 @@ export class ServiceMetrics {
       name: `${METRIC_PREFIX}key_max_stale_seconds`,
       help: "How long after their fetch keys may still be used (keys.max_stale_seconds)",
       registers,
+      aggregator: "first",
     }).set(options.maxStaleSeconds);
     new Gauge({
       name: `${METRIC_PREFIX}key_refresh_interval_seconds`,
       help: "How often every issuer's keys are fetched again (keys.refresh_interval_seconds)",
       registers,
+      aggregator: "first",
     }).set(options.refreshIntervalSeconds);
     new Gauge({
       name: `${METRIC_PREFIX}ready`,
       help: "1 when the service is ready (/readyz 200, gRPC health SERVING), else 0",
       registers,
+      aggregator: "min",
       collect() {
         this.set(state().ready ? 1 : 0);
       },
@@ -166,6 +198,8 @@ export class ServiceMetrics {
       help: "The policy revision in force (value 1, the revision as a label)",
       labelNames: ["revision"],
       registers,
+      // Workers on two revisions (a reload under way) show both, each at 1.
+      aggregator: "max",
       collect() {
         const { revision } = state();
         this.reset();
@@ -204,6 +238,11 @@ export class ServiceMetrics {
   /** One policy reload has ended. */
   reloaded(outcome: (typeof RELOAD_OUTCOMES)[number]): void {
     this.#reloads.inc({ outcome });
+  }
+
+  /** Every metric as prom-client's JSON, read now (the cluster primary merges the workers'). */
+  snapshot(): Promise<MetricsSnapshot> {
+    return this.registry.getMetricsAsJSON();
   }
 
   /** The Prometheus text exposition of every metric, and its content type. */

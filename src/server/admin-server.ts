@@ -6,8 +6,8 @@ import type { Readiness } from "../observability/readiness.js";
 
 /** What the admin endpoints answer from. */
 export interface AdminEndpoints {
-  /** Readiness now (/readyz). */
-  readiness(): Readiness;
+  /** Readiness now (/readyz): one process's, or every worker's (src/cluster/). */
+  readiness(): Readiness | Promise<{ readonly ready: boolean }>;
   /** The Prometheus exposition (/metrics). */
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
 }
@@ -71,7 +71,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, endpoints: Admi
     return;
   }
   if (path === "/readyz") {
-    const readiness = endpoints.readiness();
+    const readiness = await endpoints.readiness();
     send(res, readiness.ready ? HTTP_OK : HTTP_UNAVAILABLE, "application/json", `${JSON.stringify(readiness, null, 2)}\n`);
     return;
   }

@@ -41,7 +41,11 @@ export async function startAuthzHttpServer(
   listen: ListenAddress,
   handler: CheckHandler,
   logger: Logger,
-  limits: { readonly maxHeaderBytes: number },
+  limits: {
+    readonly maxHeaderBytes: number;
+    /** Whether to make a Unix socket path free first; false in a cluster worker (see startGrpcServer). */
+    readonly claimSocket?: boolean;
+  },
 ): Promise<RunningAuthzHttpServer> {
   const misconfigured = new LogLimiter({ intervalMs: MISCONFIGURED_LOG_INTERVAL_MS });
   const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -83,7 +87,7 @@ export async function startAuthzHttpServer(
       });
     },
   );
-  if ("socketPath" in listen) await claimSocketPath(listen.socketPath, logger);
+  if ("socketPath" in listen && limits.claimSocket !== false) await claimSocketPath(listen.socketPath, logger);
   const target = listenTarget(listen);
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error) => reject(new Error(`cannot listen on ${target}: ${error.message}`)));

@@ -41,10 +41,23 @@ export async function startGrpcServer(
     readonly maxRequestBytes: number;
     /** TLS or mutual TLS (see RotatingServerCredentials); plaintext without. */
     readonly credentials?: ServerCredentials;
+    /** Connection age (`grpc.max_connection_age_seconds`) and its grace, in ms; 0: no limit. */
+    readonly connectionAge?: { readonly maxAgeMs: number; readonly graceMs: number };
+    /**
+     * Whether to make a Unix socket path free first ({@link claimSocketPath}); false in a
+     * cluster worker, whose socket the primary has claimed and holds for every worker.
+     */
+    readonly claimSocket?: boolean;
   },
   services: readonly GrpcServiceRegistration[] = [],
 ): Promise<RunningGrpcServer> {
-  const server = new Server({ "grpc.max_receive_message_length": limits.maxRequestBytes });
+  const age = limits.connectionAge;
+  const server = new Server({
+    "grpc.max_receive_message_length": limits.maxRequestBytes,
+    // GOAWAY after this age (grpc-js adds ±10% jitter): clients reconnect, and a new
+    // connection may land on another worker.
+    ...(age !== undefined && age.maxAgeMs > 0 ? { "grpc.max_connection_age_ms": age.maxAgeMs, "grpc.max_connection_age_grace_ms": age.graceMs } : {}),
+  });
   const implementation: AuthorizationServer = {
     check(call, callback) {
       const deadline = call.getDeadline();
@@ -61,7 +74,7 @@ export async function startGrpcServer(
   };
   server.addService(AuthorizationService, implementation);
   for (const service of services) service.addToServer(server);
-  if ("socketPath" in listen) await claimSocketPath(listen.socketPath, logger);
+  if ("socketPath" in listen && limits.claimSocket !== false) await claimSocketPath(listen.socketPath, logger);
   const target = listenTarget(listen);
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(target, limits.credentials ?? ServerCredentials.createInsecure(), (error, port) => {

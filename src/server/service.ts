@@ -3,9 +3,9 @@ import { BundleDownloader } from "../bundle/downloader.js";
 import { sourceFiles, sourceLabel } from "../bundle/snapshot.js";
 import type { AuthzData } from "../config/authz-data.js";
 import { ConfigError } from "../config/config-error.js";
-import { BUILT_DESCRIPTOR_SET, type ListenAddress, type ServiceConfig, listenTarget } from "../config/service-config.js";
+import { BUILT_DESCRIPTOR_SET, type ServiceConfig } from "../config/service-config.js";
 import { DecisionLog } from "../observability/decision-log.js";
-import { ServiceMetrics } from "../observability/metrics.js";
+import { type MetricsSnapshot, ServiceMetrics } from "../observability/metrics.js";
 import type { Readiness, ReadinessInput } from "../observability/readiness.js";
 import { LiveTls, type TlsReloadEvent, tlsFiles } from "../tls/index.js";
 import type { KeyStore } from "../token/keys/index.js";
@@ -15,10 +15,11 @@ import type { GenerationObserver } from "./generation.js";
 import { GrpcHealth } from "./grpc-health.js";
 import { loadReflection } from "./grpc-reflection.js";
 import { type GrpcServiceRegistration, type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
+import { listenError } from "./listen-error.js";
 import { LivePolicy, type ReloadEvent } from "./live-policy.js";
 import { type DebounceOptions, type PolicyWatcher, watchPolicyFiles } from "./policy-watcher.js";
+import type { ReadinessGate } from "./readiness-gate.js";
 import { ReadinessMonitor } from "./readiness-monitor.js";
-import { SocketPathError } from "./unix-socket.js";
 
 export interface ServiceSeams {
   readonly logger: Logger;
@@ -32,6 +33,19 @@ export interface ServiceSeams {
   readonly random?: () => number;
   /** The FileDescriptorSet gRPC reflection serves (default: build/grpc-descriptors.binpb). */
   readonly descriptorSet?: string;
+  /**
+   * In a cluster worker (src/cluster/), what the primary does for every worker instead:
+   * watching the policy and TLS files (it asks for the reloads), and claiming a Unix
+   * socket path (it holds the listening socket).
+   */
+  readonly worker?: {
+    /** The worker's slot, 1 to N: the `worker` label of its metrics. */
+    readonly slot: number;
+    /** Whether every worker is ready: the gRPC health service follows it too. */
+    readonly gate: ReadinessGate;
+    /** Called with each change of this worker's own readiness. */
+    readonly onReadinessChange: (ready: boolean) => void;
+  };
 }
 
 export interface RunningService {
@@ -43,6 +57,8 @@ export interface RunningService {
   readonly httpPort: number | null;
   /** Readiness now, as /readyz and the gRPC health service report it. */
   readiness(): Readiness;
+  /** The metrics as prom-client's JSON (for the cluster primary to merge); null without `http.listen`. */
+  metricsSnapshot(): Promise<MetricsSnapshot> | null;
   /** The HTTP authorization endpoint (`authz_http.listen`): its port (0 on a Unix socket) and address; null without one. */
   readonly authzHttp: { readonly port: number; readonly address: string } | null;
   /** The authorization data of the generation in force. */
@@ -78,23 +94,6 @@ export interface RunningService {
 export type { TlsReloadEvent } from "../tls/index.js";
 export type { ReloadEvent } from "./live-policy.js";
 
-/** Why the gRPC address cannot be used, as a configuration error of `grpc.listen` (exit 2). */
-function listenError(config: ServiceConfig, error: unknown, key = "grpc.listen", listen: ListenAddress = config.listen): unknown {
-  if (error instanceof SocketPathError) return new ConfigError(config.file, [`${key}: ${error.message}`]);
-  const message = error instanceof Error ? error.message : String(error);
-  const address = listenTarget(listen);
-  const why = /EADDRINUSE/.test(message)
-    ? "the address is in use (another process listens there)"
-    : /EACCES/.test(message)
-      ? "socketPath" in listen
-        ? "permission denied (the service's user cannot create files in the socket's folder)"
-        : "permission denied (ports below 1024 need privileges)"
-      : /EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(message)
-        ? "no interface of this machine has that address"
-        : null;
-  return why === null ? error : new ConfigError(config.file, [`${key}: cannot listen on ${address}: ${why}`]);
-}
-
 /**
  * The composition root: loads and validates the authorization data and the compiled
  * policy (both before listening, so a bad file never serves), prepares key sets, then
@@ -117,16 +116,26 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   });
   const readiness = new ReadinessMonitor(readinessInput);
   const health = new GrpcHealth();
+  const worker = seams.worker;
+  let locallyReady = false;
+  const updateHealth = () => health.set(locallyReady && (worker?.gate.open ?? true));
   readiness.onChange((ready) => {
-    health.set(ready);
-    logger.info({ ready }, ready ? "ready (gRPC health SERVING)" : "not ready (gRPC health NOT_SERVING)");
+    locallyReady = ready;
+    updateHealth();
+    if (worker === undefined) logger.info({ ready }, ready ? "ready (gRPC health SERVING)" : "not ready (gRPC health NOT_SERVING)");
+    else {
+      logger.info({ ready }, ready ? "worker ready" : "worker not ready");
+      worker.onReadinessChange(ready);
+    }
   });
+  const stopGate = worker?.gate.onChange(updateHealth);
   // Metrics are counted only when they can be read (http.listen).
   const metrics =
     config.httpListen !== null
       ? new ServiceMetrics({
           maxStaleSeconds: config.keys.maxStaleMs / 1000,
           refreshIntervalSeconds: config.keys.refreshIntervalMs / 1000,
+          ...(worker !== undefined ? { worker: worker.slot } : {}),
           state: () => {
             const input = readinessInput();
             return { revision: input.revision, keys: input.keys, ready: readiness.assess().ready, nowMs: input.nowMs };
@@ -144,7 +153,8 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   // "starting"), so an orchestrator can tell a slow start from a dead process. First, so
   // that nothing else is left open when its port cannot be had.
   let admin: RunningAdminServer | undefined;
-  if (config.httpListen !== null && metrics !== undefined) {
+  // A worker counts; the primary serves the listener, from every worker's answers.
+  if (config.httpListen !== null && metrics !== undefined && worker === undefined) {
     try {
       admin = await startAdminServer(config.httpListen, { readiness: () => readiness.assess(), metrics: () => metrics.exposition() }, logger);
     } catch (error) {
@@ -157,6 +167,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   }
   const stopAdmin = async () => {
     readiness.close();
+    stopGate?.();
     await admin?.close();
   };
   const decisionLog =
@@ -207,7 +218,12 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       config.listen,
       live,
       logger,
-      { maxRequestBytes: config.maxRequestBytes, ...(tls !== undefined ? { credentials: tls.credentials } : {}) },
+      {
+        maxRequestBytes: config.maxRequestBytes,
+        connectionAge: config.connectionAge,
+        claimSocket: worker === undefined,
+        ...(tls !== undefined ? { credentials: tls.credentials } : {}),
+      },
       grpcServices(health, seams, logger),
     );
   } catch (error) {
@@ -223,6 +239,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     try {
       authzHttp = await startAuthzHttpServer(config.authzHttp.listen, live, logger.child({ component: "authz-http" }), {
         maxHeaderBytes: config.authzHttp.maxHeaderBytes,
+        claimSocket: worker === undefined,
       });
     } catch (error) {
       downloader?.close();
@@ -240,14 +257,14 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
   if (downloader !== undefined) await downloader.started(activate, startedFrom!);
   let watcher: PolicyWatcher | undefined;
   const watched = sourceFiles(config.policy);
-  if (config.watchPolicy && watched.length > 0) {
+  if (config.watchPolicy && watched.length > 0 && worker === undefined) {
     watcher = watchPolicyFiles(watched, (changed) => void live.reload(`changed: ${changed.join(", ")}`), {
       logger,
       ...(seams.watchDebounce ? { debounce: seams.watchDebounce } : {}),
     });
   }
   let tlsWatcher: PolicyWatcher | undefined;
-  if (tls !== undefined && config.tls !== undefined) {
+  if (tls !== undefined && config.tls !== undefined && worker === undefined) {
     tlsWatcher = watchPolicyFiles(tlsFiles(config.tls), (changed) => void tls.reload(`changed: ${changed.join(", ")}`), {
       logger,
       what: "TLS",
@@ -267,7 +284,8 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       http_port: admin?.port ?? null,
       authz_http: authzHttp?.address ?? null,
     },
-    `listening on ${server.address}${tls === undefined ? "" : tls.mutual ? " (mutual TLS)" : " (TLS)"}${
+    // With workers, the primary says "listening on" once, when every worker listens.
+    `${worker === undefined ? "" : `worker ${worker.slot} `}listening on ${server.address}${tls === undefined ? "" : tls.mutual ? " (mutual TLS)" : " (TLS)"}${
       authzHttp === undefined ? "" : `; HTTP authorization endpoint on ${authzHttp.address}`
     }`,
   );
@@ -276,6 +294,7 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
     address: server.address,
     httpPort: admin?.port ?? null,
     readiness: () => readiness.assess(),
+    metricsSnapshot: () => metrics?.snapshot() ?? null,
     authzHttp: authzHttp !== undefined ? { port: authzHttp.port, address: authzHttp.address } : null,
     get data() {
       return live.current.data;

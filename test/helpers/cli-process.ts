@@ -12,8 +12,11 @@ export interface ServedProcess {
   readonly child: ChildProcess;
   /** Every stdout line so far. */
   readonly lines: string[];
-  /** Resolves with the first stdout line matching `pattern`; rejects if the process exits first. */
-  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
+  /**
+   * Resolves with the first stdout line matching `pattern` (from line `after` on, 0 by
+   * default); rejects if the process exits first.
+   */
+  waitFor(pattern: RegExp, after?: number): Promise<RegExpMatchArray>;
   /** Exit code and signal, once the process has exited and its output is read. */
   readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Sends SIGTERM (if still running) and resolves with the exit code. */
@@ -49,8 +52,8 @@ export function spawnServe(args: readonly string[]): ServedProcess {
     child,
     lines,
     closed,
-    waitFor(pattern) {
-      for (const line of lines) {
+    waitFor(pattern, after = 0) {
+      for (const line of lines.slice(after)) {
         const m = line.match(pattern);
         if (m) return Promise.resolve(m);
       }

@@ -36,9 +36,14 @@ type HealthStub = Client & {
   watch(request: { service: string }): ClientReadableStream<{ status: string }>;
 };
 
-export function healthClient(target: string): HealthClient {
+/** `options.ownConnection`: a connection of its own, not shared with other clients of `target`. */
+export function healthClient(target: string, options: { ownConnection?: boolean } = {}): HealthClient {
   const Constructor = makeClientConstructor(healthService as never, "grpc.health.v1.Health");
-  const client = new Constructor(target, credentials.createInsecure()) as unknown as HealthStub;
+  const client = new Constructor(
+    target,
+    credentials.createInsecure(),
+    options.ownConnection ? { "grpc.use_local_subchannel_pool": 1 } : {},
+  ) as unknown as HealthStub;
   return {
     check: (service) =>
       new Promise((resolve) => {

@@ -1,8 +1,9 @@
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_VERBS, loadAuthzData, parseAuthzData } from "../../../src/config/authz-data.js";
 import { ConfigError } from "../../../src/config/config-error.js";
-import { DEMO_DATA_FILE, PACKAGE_ROOT, parseListen, parseServiceConfig } from "../../../src/config/service-config.js";
+import { DEMO_DATA_FILE, PACKAGE_ROOT, defaultWorkers, parseListen, parseServiceConfig } from "../../../src/config/service-config.js";
 import { loadCases } from "./fixtures.js";
 
 interface BadConfigCase {
@@ -259,6 +260,8 @@ describe("parseServiceConfig: defaults", () => {
       file: CONFIG_FILE,
       listen: { host: "127.0.0.1", port: 9292 },
       maxRequestBytes: 16 * 1024 * 1024,
+      connectionAge: { maxAgeMs: 120_000, graceMs: 30_000 },
+      workers: defaultWorkers(),
       httpListen: null,
       policy: { kind: "files", dataFile: join(PACKAGE_ROOT, "policies", "demo.yaml"), wasmFile: join(PACKAGE_ROOT, "build", "policy.wasm") },
       watchPolicy: true,
@@ -276,6 +279,13 @@ describe("parseServiceConfig: defaults", () => {
       logLevel: "info",
     });
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it("runs one worker per core the process may use, unless workers says otherwise", () => {
+    expect(defaultWorkers()).toBe(Math.min(256, availableParallelism()));
+    const config = parseServiceConfig(CONFIG_FILE, { grpc: { listen: "127.0.0.1:9292", max_connection_age_seconds: 0 }, workers: 1 });
+    expect(config.workers).toBe(1);
+    expect(config.connectionAge).toEqual({ maxAgeMs: 0, graceMs: 30_000 });
   });
 
   it("turns the policy file watch off with policy.watch: false", () => {

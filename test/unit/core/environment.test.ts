@@ -55,6 +55,18 @@ describe("environment overrides", () => {
     ]);
   });
 
+  it("pass a worker count on as a number, and name the variable when it is not one", async () => {
+    expect((await loadServiceConfig(file, { SCITOKENS_AUTHZ_WORKERS: "3" })).workers).toBe(3);
+    const failure = await loadServiceConfig(file, { SCITOKENS_AUTHZ_WORKERS: "all" }).catch((e: unknown) => e);
+    expect((failure as ConfigError).problems).toEqual([
+      'workers: expected the number of worker processes, 1 to 256, found "all" (from SCITOKENS_AUTHZ_WORKERS)',
+    ]);
+    const zero = await loadServiceConfig(file, { SCITOKENS_AUTHZ_WORKERS: "0" }).catch((e: unknown) => e);
+    expect((zero as ConfigError).problems).toEqual([
+      "workers: expected the number of worker processes, 1 to 256 (1: a single process), found 0 (from SCITOKENS_AUTHZ_WORKERS)",
+    ]);
+  });
+
   it("refuse a relative path", async () => {
     await expect(loadServiceConfig(file, { SCITOKENS_AUTHZ_KEYS_CACHE_DIR: "cache" })).rejects.toThrow(
       'SCITOKENS_AUTHZ_KEYS_CACHE_DIR: expected an absolute path, found "cache"',
