@@ -145,16 +145,17 @@ function latencyTables(results: BenchResults): string[] {
 
 function resourceTable(results: BenchResults): string[] {
   const lines = [
-    "| workload | mode | server | CPU µs per Check at saturation | at 1,000/s | RSS peak (MB) | RSS at the end (MB) |",
-    "|---|---|---|---|---|---|---|",
+    "| workload | mode | server | CPU µs per Check at saturation | at 1,000/s | RSS peak (MB) | RSS at the end (MB) | our token cache hits at saturation |",
+    "|---|---|---|---|---|---|---|---|",
   ];
   for (const wl of results.workloads) {
     for (const m of wl.modes) {
       for (const s of m.servers) {
         const sat = saturation(s);
         const low = s.runs.find((r) => r.phase === "rate" && r.targetRps === 1000);
+        const hits = sat?.tokenCacheHitRatio !== undefined ? `${(100 * sat.tokenCacheHitRatio).toFixed(1)} %` : "–";
         lines.push(
-          `| \`${wl.name}\` | ${m.mode} | ${s.label} | ${int(sat?.cpuUsPerCheck ?? Number.NaN)} | ${int(low?.cpuUsPerCheck ?? Number.NaN)} | ${int(s.rssPeakLifetimeMb)} | ${int(s.rssEndMb)} |`,
+          `| \`${wl.name}\` | ${m.mode} | ${s.label} | ${int(sat?.cpuUsPerCheck ?? Number.NaN)} | ${int(low?.cpuUsPerCheck ?? Number.NaN)} | ${int(s.rssPeakLifetimeMb)} | ${int(s.rssEndMb)} | ${hits} |`,
         );
       }
     }
