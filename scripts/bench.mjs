@@ -59,18 +59,11 @@ function needGo(what) {
   return go;
 }
 
-/** The module version Go recorded in a binary it built (`go version -m`), e.g. "v0.120.0"; null if none. */
-function goModuleVersion(binary, module) {
-  const go = findOnPath("go");
-  if (!go || !existsSync(binary)) return null;
-  try {
-    const out = execFileSync(go, ["version", "-m", binary], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    const line = out.split("\n").find((l) => l.trim().startsWith("mod\t") || l.trim().startsWith("mod "));
-    const [, path, version] = line?.trim().split(/\s+/) ?? [];
-    return path === module ? version : null;
-  } catch {
-    return null;
-  }
+/** What `ghz --version` prints (kingpin writes it to stderr), or null. */
+function ghzVersion(binary) {
+  if (!existsSync(binary)) return null;
+  const result = spawnSync(binary, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  return result.status === 0 ? `${result.stdout}${result.stderr}`.trim() || null : null;
 }
 
 /** What `opa-envoy-plugin version` reports on its Version line, or null. */
@@ -93,16 +86,22 @@ function timed(what, action) {
 const goEnv = (extra = {}) => ({ ...process.env, GOBIN: toolsBin, CGO_ENABLED: "0", GOTOOLCHAIN: "local", ...extra });
 
 function installGhz() {
-  if (goModuleVersion(ghzPath, GHZ_MODULE) === `v${GHZ_VERSION}`) return;
+  if (ghzVersion(ghzPath) === GHZ_VERSION) return;
   const go = needGo(`ghz ${GHZ_VERSION} (the load generator)`);
   mkdirSync(toolsBin, { recursive: true });
   rmSync(ghzPath, { force: true });
+  // The version stamped as ghz's release builds stamp it, so that `ghz --version` names it.
+  const ldflags = `-s -w -X main.version=${GHZ_VERSION}`;
   timed(`installed ghz ${GHZ_VERSION} into .tools/bin (go install)`, () => {
-    const result = spawnSync(go, ["install", `${GHZ_MODULE}/cmd/ghz@v${GHZ_VERSION}`], { cwd: root, env: goEnv(), stdio: ["ignore", "inherit", "inherit"] });
+    const result = spawnSync(go, ["install", "-trimpath", "-ldflags", ldflags, `${GHZ_MODULE}/cmd/ghz@v${GHZ_VERSION}`], {
+      cwd: root,
+      env: goEnv(),
+      stdio: ["ignore", "inherit", "inherit"],
+    });
     if (result.status !== 0) fail(`go install ${GHZ_MODULE}/cmd/ghz@v${GHZ_VERSION} failed (exit ${result.status}); see above`);
   });
-  const got = goModuleVersion(ghzPath, GHZ_MODULE);
-  if (got !== `v${GHZ_VERSION}`) fail(`go install produced ${ghzPath} of version ${got ?? "unknown"}, expected v${GHZ_VERSION}`);
+  const got = ghzVersion(ghzPath);
+  if (got !== GHZ_VERSION) fail(`go install produced ${ghzPath} reporting version ${got ?? "nothing"}, expected ${GHZ_VERSION}`);
 }
 
 // The release's version stamped as OPA-Envoy's release builds stamp it (its Makefile), so
@@ -126,25 +125,33 @@ function buildOpaEnvoyFromArchive(go, archive) {
   const work = join(root, ".tools", "opa-envoy-build");
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
+  // fail() exits at once: the unpacked source goes first.
+  const stop = (message) => {
+    rmSync(work, { recursive: true, force: true });
+    fail(message);
+  };
   try {
     const untar = spawnSync("tar", ["-xzf", file, "-C", work], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
-    if (untar.status !== 0) fail(`--opa-envoy-source ${file}: expected a .tar.gz source archive, tar says: ${untar.stderr.trim() || `exit ${untar.status}`}`);
+    if (untar.status !== 0) {
+      const says = untar.stderr.trim().split("\n").join("; ") || `exit ${untar.status}`;
+      stop(`--opa-envoy-source ${file}: expected a .tar.gz source archive, tar says: ${says}`);
+    }
     const source = sourceFolder(work);
     if (!source)
-      fail(
+      stop(
         `--opa-envoy-source ${file}: expected the source of OPA-Envoy v${OPA_ENVOY_VERSION} (one folder holding go.mod), found ${readdirSync(work).join(", ") || "nothing"}`,
       );
     const gomod = readFileSync(join(source, "go.mod"), "utf8");
     const module = /^module\s+(\S+)/m.exec(gomod)?.[1];
     const opa = /^\s*github\.com\/open-policy-agent\/opa\s+v(\S+)/m.exec(gomod)?.[1];
-    if (module !== OPA_ENVOY_MODULE) fail(`--opa-envoy-source ${file}: expected the module ${OPA_ENVOY_MODULE}, found ${module ?? "no module line"} in go.mod`);
+    if (module !== OPA_ENVOY_MODULE) stop(`--opa-envoy-source ${file}: expected the module ${OPA_ENVOY_MODULE}, found ${module ?? "no module line"} in go.mod`);
     if (opa !== opaOf(OPA_ENVOY_VERSION)) {
-      fail(
+      stop(
         `--opa-envoy-source ${file}: expected the release v${OPA_ENVOY_VERSION} (built on OPA v${opaOf(OPA_ENVOY_VERSION)}), found one built on OPA v${opa ?? "?"}`,
       );
     }
     if (!existsSync(join(source, "cmd", "opa-envoy-plugin")))
-      fail(`--opa-envoy-source ${file}: expected cmd/opa-envoy-plugin in ${relative(work, source) || "."}`);
+      stop(`--opa-envoy-source ${file}: expected cmd/opa-envoy-plugin in ${relative(work, source) || "."}`);
     say(`building OPA-Envoy v${OPA_ENVOY_VERSION} from ${file} (go build; the first build takes a few minutes)`);
     const env = goEnv({ GOFLAGS: "-mod=readonly -buildvcs=false" });
     const result = spawnSync(go, ["build", "-trimpath", "-ldflags", opaEnvoyLdflags, "-o", opaEnvoyPath, "./cmd/opa-envoy-plugin"], {
@@ -152,7 +159,7 @@ function buildOpaEnvoyFromArchive(go, archive) {
       env,
       stdio: ["ignore", "inherit", "inherit"],
     });
-    if (result.status !== 0) fail(`go build ./cmd/opa-envoy-plugin in the archive ${file} failed (exit ${result.status}); see above`);
+    if (result.status !== 0) stop(`go build ./cmd/opa-envoy-plugin in the archive ${file} failed (exit ${result.status}); see above`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -242,7 +249,7 @@ const entry = await prepareBench();
 const { main } = await import(pathToFileURL(entry).href);
 const versions = {
   opaEnvoy: needsTools ? `OPA-Envoy ${opaEnvoyVersion(opaEnvoyPath)}` : "",
-  ghz: needsTools ? (goModuleVersion(ghzPath, GHZ_MODULE) ?? "unknown") : "",
+  ghz: needsTools ? (ghzVersion(ghzPath) ?? "unknown") : "",
 };
 if (command === "install") say(`ready: ${versions.opaEnvoy}, ghz ${versions.ghz} in .tools/bin`);
 process.exitCode = await main(forward, { root, ghz: ghzPath, opaEnvoy: opaEnvoyPath, versions });
