@@ -235,7 +235,7 @@ function resultsSection(results: BenchResults, note: string | undefined): string
   const kind = results.quick
     ? `a quick run (\`--quick\`: ${s.saturationSeconds} s at saturation, ${s.rateSeconds} s per fixed rate): indicative only`
     : `a full run (${s.saturationSeconds} s at saturation, ${s.rateSeconds} s per fixed rate, after ${s.warmupSeconds} s of warm-up)`;
-  const notes = [note, results.note].filter((n): n is string => typeof n === "string" && n !== "");
+  const notes = [...new Set([results.note, note].filter((n): n is string => typeof n === "string" && n !== ""))];
   return [
     `_Measured ${day(results.startedAt)} by \`npm run bench\`, ${kind}; ghz with ${s.concurrency} concurrent Checks over ${s.connections} connections._`,
     "",
