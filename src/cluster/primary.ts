@@ -57,6 +57,8 @@ interface Slot {
   state: WorkerSlotState["state"];
   ready: boolean;
   startedAt: number;
+  /** The slot's current process has been ready at least once (reset when it is replaced). */
+  readyOnce: boolean;
   /** Unexpected exits in a row (see restart-backoff.ts). */
   failures: number;
   restartTimer: NodeJS.Timeout | undefined;
@@ -78,7 +80,8 @@ type Reply = Extract<FromWorker, { type: "authz:readiness" | "authz:metrics" }>;
  *   one that exits unexpectedly, with a backoff (restart-backoff.ts);
  * - serves the admin listener (`http.listen`): /readyz from every worker's answer, /metrics
  *   merged from every worker's (ClusterMetrics);
- * - tells every worker whether all are ready (their gRPC health follows it), and relays
+ * - tells every worker whether the cluster is ready (their gRPC health follows it: see
+ *   updateGate), and relays
  *   reloads (SIGHUP, the watched policy and TLS files) and the shutdown to each;
  * - makes the workers' key requests, sharing those in flight (FetchRelay).
  */
@@ -102,6 +105,7 @@ export async function startCluster(config: ServiceConfig, options: ClusterOption
     worker: null,
     state: "starting",
     ready: false,
+    readyOnce: false,
     startedAt: 0,
     failures: 0,
     restartTimer: undefined,
@@ -153,9 +157,21 @@ export async function startCluster(config: ServiceConfig, options: ClusterOption
     });
   };
 
-  // Whether every worker is ready: the workers' gRPC health follows it.
+  // The workers' gRPC health follows this gate. It first opens when every worker is ready.
+  // After that, a worker that is down or (re)starting takes no connection (node:cluster
+  // hands them to the live ones) and does not close it: one worker's crash must not take
+  // the whole host out of Envoy's load balancing. A live worker that was ready and is not
+  // any more (its keys or policy became unusable) closes it, as in one process.
+  let openedOnce = false;
   const updateGate = () => {
-    const open = started && !closing && slots.every((slot) => slot.state === "running" && slot.ready);
+    const live = slots.filter((slot) => slot.state === "running" && slot.worker !== null);
+    const open =
+      started &&
+      !closing &&
+      (openedOnce
+        ? live.some((slot) => slot.ready) && live.every((slot) => slot.ready || !slot.readyOnce)
+        : slots.every((slot) => slot.state === "running" && slot.ready));
+    if (open) openedOnce = true;
     if (open === gateOpen) return;
     gateOpen = open;
     for (const slot of slots) sendTo(slot.worker, { type: "authz:cluster-ready", ready: open });
@@ -222,6 +238,7 @@ export async function startCluster(config: ServiceConfig, options: ClusterOption
       }
       case "authz:ready":
         slot.ready = message.ready;
+        if (message.ready) slot.readyOnce = true;
         updateGate();
         return;
       case "authz:config-error":
@@ -248,6 +265,7 @@ export async function startCluster(config: ServiceConfig, options: ClusterOption
     if (slot.worker !== worker) return;
     slot.worker = null;
     slot.ready = false;
+    slot.readyOnce = false;
     const pid = worker.process.pid;
     const how = signal !== null ? `signal ${signal}` : `code ${code}`;
     if (closing) {
@@ -290,6 +308,7 @@ export async function startCluster(config: ServiceConfig, options: ClusterOption
     slot.worker = worker;
     slot.state = "starting";
     slot.ready = false;
+    slot.readyOnce = false;
     slot.listening = null;
     slot.startError = null;
     slot.startedAt = Date.now();

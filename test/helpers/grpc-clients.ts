@@ -28,6 +28,8 @@ export interface StatusStream {
   next(): Promise<string>;
   /** Resolves with how the stream ended (the gRPC status code; 0 when the server ended it). */
   ended(): Promise<number>;
+  /** Messages received and not yet taken by {@link next}. */
+  unread(): readonly string[];
   cancel(): void;
 }
 
@@ -73,6 +75,7 @@ function messageStream<T>(call: ClientReadableStream<T>, pick: (message: T) => s
       return value !== undefined ? Promise.resolve(value) : new Promise<string>((resolve) => waiting.push(resolve));
     },
     ended: () => ended,
+    unread: () => [...queued],
     cancel: () => call.cancel(),
   };
 }
