@@ -85,7 +85,6 @@ export class TokenVerifier {
   readonly #cache: LRUCache<string, Verification> | null;
   readonly #refused: NegativeCache | null;
   readonly #onCacheLookup: ((hit: boolean) => void) | undefined;
-  readonly #decoder = new TextDecoder();
 
   constructor(options: TokenVerifierOptions) {
     this.#issuers = options.issuers;
@@ -143,18 +142,22 @@ export class TokenVerifier {
       if (standing !== null) this.#refused?.refused(cacheKey, standing, error);
       return error;
     };
+    // The header and the claims are decoded and parsed once, here: the claims are read
+    // for `iss` before any key lookup and, once jose has verified the signature over
+    // this same payload segment of this same string, they are the verified claims.
+    let payloadSegment: string;
     let header: JWSHeaderParameters;
-    let unverified: Record<string, unknown>;
+    let claims: Record<string, unknown>;
     try {
-      splitCanonicalJws(token);
+      [, payloadSegment] = splitCanonicalJws(token);
       header = decodeProtectedHeader(token) as JWSHeaderParameters;
-      unverified = decodeJwt(token);
+      claims = decodeJwt(token);
     } catch (error) {
       throw refuse(error instanceof DenyError ? error : new DenyError("token_malformed", undefined, { cause: error }), ON_TOKEN);
     }
     const alg = header.alg;
     if (typeof alg !== "string" || HMAC_OR_NONE.test(alg)) throw refuse(new DenyError("alg_not_allowed"), ON_TOKEN);
-    const iss = unverified["iss"];
+    const iss = claims["iss"];
     if (typeof iss !== "string") throw refuse(new DenyError("claim_invalid", "iss is missing or not a string"), ON_TOKEN);
     const issuer = this.#issuers.get(iss);
     if (!issuer) throw refuse(new DenyError("issuer_untrusted"), ON_TOKEN);
@@ -166,13 +169,12 @@ export class TokenVerifier {
     const standing = (): KeysStanding | null =>
       keys !== undefined && this.#keyVersion(iss, false) === keys ? { on: "keys", iss, keys, afterRejection } : null;
     const settle = (error: DenyError, repeatable: boolean): DenyError => refuse(error, repeatable ? standing() : null);
-    let payload: Uint8Array;
     try {
       const options = { algorithms: issuer.algorithms as string[] };
       const wait = limits.maxKeyWaitMs !== undefined ? { maxWaitMs: limits.maxKeyWaitMs } : {};
       const key = await this.#keys(iss, header, wait);
       try {
-        ({ payload } = await compactVerify(token, key, options));
+        await compactVerify(token, key, options);
       } catch (error) {
         // A token without kid names no key, so after a key rotation the only sign of the
         // new key is a bad signature: ask once for newer keys (cooldown-limited).
@@ -182,7 +184,7 @@ export class TokenVerifier {
         const newer = await this.#keys(iss, header, { ...wait, rejected: key });
         if (newer === key) throw settle(denied, isRepeatableRefusal(error));
         try {
-          ({ payload } = await compactVerify(token, newer, options));
+          await compactVerify(token, newer, options);
         } catch (retried) {
           throw settle(fromJoseError(retried, "verification"), isRepeatableRefusal(retried));
         }
@@ -191,22 +193,26 @@ export class TokenVerifier {
       // A key lookup's refusal (or fault) lands here unsettled: it is never kept.
       throw fromJoseError(error, "verification");
     }
-    let claims: unknown;
-    try {
-      claims = JSON.parse(this.#decoder.decode(payload));
-    } catch (error) {
-      throw settle(new DenyError("token_malformed", "payload is not JSON", { cause: error }), true);
-    }
-    if (claims === null || typeof claims !== "object" || Array.isArray(claims)) {
-      throw settle(new DenyError("token_malformed", "payload is not a JSON object"), true);
-    }
+    // RFC 7797 §3: `b64: false`, named in `crit` (jose honours it only then), makes the
+    // payload segment the payload itself rather than its encoding: no claims were signed.
+    if (header.b64 === false && Array.isArray(header.crit) && header.crit.includes("b64")) throw settle(unencodedPayload(payloadSegment), true);
     const kid = typeof header.kid === "string" ? header.kid : undefined;
     let verified: VerifiedToken;
     try {
-      verified = readClaims(claims as Record<string, unknown>, issuer);
+      verified = readClaims(claims, issuer);
     } catch (error) {
       throw error instanceof DenyError ? settle(error, true) : error;
     }
     return { verification: { token: verified, kid }, standing: standing() };
   }
+}
+
+/** The refusal of an unencoded payload (RFC 7797), which being base64url text is never a JSON object. */
+function unencodedPayload(segment: string): DenyError {
+  try {
+    JSON.parse(segment);
+  } catch (error) {
+    return new DenyError("token_malformed", "payload is not JSON", { cause: error });
+  }
+  return new DenyError("token_malformed", "payload is not a JSON object");
 }

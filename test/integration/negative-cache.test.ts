@@ -4,7 +4,7 @@ import type { CheckResponse } from "../../src/gen/envoy/service/auth/v3/external
 import { DenyError } from "../../src/reasons/index.js";
 import { KeyStore } from "../../src/token/keys/index.js";
 import { TokenVerifier } from "../../src/token/verify.js";
-import { forge } from "../attacks/forge.js";
+import { es256, forge } from "../attacks/forge.js";
 import { type TestKey, makeKey } from "../helpers/keys.js";
 import { type OidcServer, startOidcServer } from "../helpers/oidc-server.js";
 import { type TestClock, type TestService, reasonOf, startTestService, testClock } from "../helpers/service.js";
@@ -107,6 +107,12 @@ const CASES: readonly Case[] = [
     reason: "token_malformed",
     kept: true,
     token: () => mint(key, issuer.issuer, { extraHeader: { crit: ["x-unknown"], "x-unknown": 1 } }),
+  },
+  {
+    name: "an unencoded payload (RFC 7797 b64: false)",
+    reason: "token_malformed",
+    kept: true,
+    token: (now) => forge({ alg: "ES256", kid: "k1", crit: ["b64"], b64: false }, { iss: issuer.issuer, iat: now, exp: now + 600 }, es256(key.privateKey)),
   },
   { name: "not a JWS", reason: "token_malformed", kept: true, token: () => "not.a-jws" },
   { name: "alg none", reason: "alg_not_allowed", kept: true, token: () => forge({ alg: "none", typ: "JWT" }, { iss: issuer.issuer }, "") },
