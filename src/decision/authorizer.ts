@@ -4,7 +4,15 @@ import type { AuthzData, RouteSettings } from "../config/authz-data.js";
 import { type Decision, type ResponseSettings, decisionToResponse } from "../envoy/decision-to-response.js";
 import { moveDestination } from "../envoy/destination.js";
 import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
-import { type PolicyInput, type PolicyToken, buildPolicyInput, policyHeaders, verifiedPolicyToken } from "../envoy/policy-input.js";
+import {
+  type PolicyInput,
+  type PolicyToken,
+  buildPolicyInput,
+  invalidPolicyToken,
+  policyHeaders,
+  policyInputJson,
+  verifiedPolicyToken,
+} from "../envoy/policy-input.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import type { DecisionEvent } from "../observability/decision-log.js";
 import { LogLimiter } from "../observability/log-limiter.js";
@@ -121,7 +129,7 @@ export class Authorizer {
         }
       } catch (error) {
         if (!(error instanceof DenyError) || error.code === "request_malformed") throw error;
-        state = { state: "invalid", reason: error.code };
+        state = invalidPolicyToken(error.code);
         detail = error.detail ? `${error.code}: ${error.detail}` : error.code;
       }
       input = buildPolicyInput({
@@ -135,7 +143,7 @@ export class Authorizer {
         route: route.settings.name,
         token: state,
       });
-      decision = this.#fromPolicy(id, this.#parts.engine.evaluate(input), tokenPresented, token, detail);
+      decision = this.#fromPolicy(id, this.#parts.engine.evaluateJson(policyInputJson(input)), tokenPresented, token, detail);
     } catch (error) {
       decision = error instanceof DenyError ? { id, reason: error.code, tokenPresented, detail: error.detail } : this.#fault(id, error, tokenPresented);
     }
