@@ -16,6 +16,7 @@ import {
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import type { DecisionEvent } from "../observability/decision-log.js";
 import { LogLimiter } from "../observability/log-limiter.js";
+import { unredacted } from "../observability/logger.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
 import type { PolicyDecision, PolicyEngine } from "../policy/engine.js";
 import { DenyError } from "../reasons/index.js";
@@ -85,9 +86,12 @@ export class Authorizer {
   readonly #default: Route;
   readonly #routes: ReadonlyMap<string, Route>;
   readonly #unknownRoutes: LogLimiter;
+  /** The logger of the decision line (fixed fields, no secret: no redaction pass). */
+  readonly #decisionLine: Logger;
 
   constructor(parts: AuthorizerParts) {
     this.#parts = parts;
+    this.#decisionLine = unredacted(parts.logger);
     this.#newId = parts.newId ?? randomUUID;
     this.#unknownRoutes = new LogLimiter({ intervalMs: UNKNOWN_ROUTE_LOG_INTERVAL_MS, ...(parts.now ? { now: parts.now } : {}) });
     this.#default = prepareRoute(parts.data.defaultRoute);
@@ -233,7 +237,7 @@ export class Authorizer {
     durationSeconds: number,
   ): void {
     const micros = Math.trunc(durationSeconds * 1e6);
-    this.#parts.logger.info(
+    this.#decisionLine.info(
       {
         decision_id: decision.id,
         reason: decision.reason,
