@@ -130,9 +130,15 @@ export function policyInputJson(input: PolicyInput): string {
  */
 export function policyHeaders(header: (name: string) => string | undefined, listed: readonly string[]): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const name of ["origin", "access-control-request-method", ...listed]) {
+  for (const name of CORS_HEADERS) {
+    const value = header(name);
+    if (value !== undefined) headers[name] = value;
+  }
+  for (const name of listed) {
     const value = header(name);
     if (value !== undefined) headers[name] = value;
   }
   return headers;
 }
+
+const CORS_HEADERS: readonly string[] = ["origin", "access-control-request-method"];

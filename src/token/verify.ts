@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { type CryptoKey, type JWSHeaderParameters, compactVerify, decodeJwt, decodeProtectedHeader } from "jose";
 import { LRUCache } from "lru-cache";
 import type { IssuerPolicy } from "../config/authz-data.js";
@@ -105,7 +105,7 @@ export class TokenVerifier {
    */
   async verify(token: string, allowedIssuers: ReadonlySet<string> | null = null, options: VerifyOptions = {}): Promise<VerifiedToken> {
     const nowMs = this.#now();
-    const cacheKey = this.#cache || this.#refused ? createHash("sha256").update(token).digest("base64url") : "";
+    const cacheKey = this.#cache || this.#refused ? hash("sha256", token, "base64url") : "";
     const cached = this.#cache?.get(cacheKey);
     this.#onCacheLookup?.(cached !== undefined);
     if (cached) {
