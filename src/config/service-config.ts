@@ -179,6 +179,7 @@ export const serviceConfigSchema = z.strictObject({
       max_bytes: positiveInt("a token size limit in bytes").default(16 * 1024),
       leeway_seconds: seconds("the clock-skew leeway").default(60),
       cache_entries: z.number().int().nonnegative("expected 0 (no cache) or more entries").default(10_000),
+      negative_cache_entries: z.number().int().nonnegative("expected 0 (no cache) or more entries").default(10_000),
     })
     .prefault({}),
   // The key store's own defaults, in seconds: written once, in KEY_STORE_DEFAULTS.
@@ -318,7 +319,7 @@ export interface ServiceConfig {
   readonly policy: PolicySource;
   /** Reload when a policy file changes on disk (`policy.watch`); SIGHUP reloads either way. */
   readonly watchPolicy: boolean;
-  readonly tokens: { readonly maxBytes: number; readonly leewaySeconds: number; readonly cacheEntries: number };
+  readonly tokens: { readonly maxBytes: number; readonly leewaySeconds: number; readonly cacheEntries: number; readonly negativeCacheEntries: number };
   readonly keys: {
     readonly cacheDir: string | null;
     readonly refreshIntervalMs: number;
@@ -366,7 +367,12 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
     ...(c.authz_http !== undefined ? { authzHttp: { listen: parseListen(c.authz_http.listen, base)!, maxHeaderBytes: c.authz_http.max_header_bytes } } : {}),
     policy: policySource(c.policy, base),
     watchPolicy: c.policy.watch,
-    tokens: { maxBytes: c.tokens.max_bytes, leewaySeconds: c.tokens.leeway_seconds, cacheEntries: c.tokens.cache_entries },
+    tokens: {
+      maxBytes: c.tokens.max_bytes,
+      leewaySeconds: c.tokens.leeway_seconds,
+      cacheEntries: c.tokens.cache_entries,
+      negativeCacheEntries: c.tokens.negative_cache_entries,
+    },
     keys: {
       cacheDir: c.keys.cache_dir !== undefined ? resolve(base, c.keys.cache_dir) : null,
       refreshIntervalMs: c.keys.refresh_interval_seconds * 1000,

@@ -4,10 +4,19 @@ import type { AuthzData, RouteSettings } from "../config/authz-data.js";
 import { type Decision, type ResponseSettings, decisionToResponse } from "../envoy/decision-to-response.js";
 import { moveDestination } from "../envoy/destination.js";
 import { type HttpRequestView, readHttpRequest } from "../envoy/http-request.js";
-import { type PolicyInput, type PolicyToken, buildPolicyInput, policyHeaders, verifiedPolicyToken } from "../envoy/policy-input.js";
+import {
+  type PolicyInput,
+  type PolicyToken,
+  buildPolicyInput,
+  invalidPolicyToken,
+  policyHeaders,
+  policyInputJson,
+  verifiedPolicyToken,
+} from "../envoy/policy-input.js";
 import type { CheckRequest, CheckResponse } from "../gen/envoy/service/auth/v3/external_auth.js";
 import type { DecisionEvent } from "../observability/decision-log.js";
 import { LogLimiter } from "../observability/log-limiter.js";
+import { unredacted } from "../observability/logger.js";
 import { normalizeRequestPath } from "../paths/normalize.js";
 import type { PolicyDecision, PolicyEngine } from "../policy/engine.js";
 import { DenyError } from "../reasons/index.js";
@@ -77,9 +86,12 @@ export class Authorizer {
   readonly #default: Route;
   readonly #routes: ReadonlyMap<string, Route>;
   readonly #unknownRoutes: LogLimiter;
+  /** The logger of the decision line (fixed fields, no secret: no redaction pass). */
+  readonly #decisionLine: Logger;
 
   constructor(parts: AuthorizerParts) {
     this.#parts = parts;
+    this.#decisionLine = unredacted(parts.logger);
     this.#newId = parts.newId ?? randomUUID;
     this.#unknownRoutes = new LogLimiter({ intervalMs: UNKNOWN_ROUTE_LOG_INTERVAL_MS, ...(parts.now ? { now: parts.now } : {}) });
     this.#default = prepareRoute(parts.data.defaultRoute);
@@ -121,7 +133,7 @@ export class Authorizer {
         }
       } catch (error) {
         if (!(error instanceof DenyError) || error.code === "request_malformed") throw error;
-        state = { state: "invalid", reason: error.code };
+        state = invalidPolicyToken(error.code);
         detail = error.detail ? `${error.code}: ${error.detail}` : error.code;
       }
       input = buildPolicyInput({
@@ -135,7 +147,7 @@ export class Authorizer {
         route: route.settings.name,
         token: state,
       });
-      decision = this.#fromPolicy(id, this.#parts.engine.evaluate(input), tokenPresented, token, detail);
+      decision = this.#fromPolicy(id, this.#parts.engine.evaluateJson(policyInputJson(input)), tokenPresented, token, detail);
     } catch (error) {
       decision = error instanceof DenyError ? { id, reason: error.code, tokenPresented, detail: error.detail } : this.#fault(id, error, tokenPresented);
     }
@@ -225,7 +237,7 @@ export class Authorizer {
     durationSeconds: number,
   ): void {
     const micros = Math.trunc(durationSeconds * 1e6);
-    this.#parts.logger.info(
+    this.#decisionLine.info(
       {
         decision_id: decision.id,
         reason: decision.reason,

@@ -89,9 +89,12 @@ export const DENY_SHAPES: Readonly<Record<DenyReason, DenyShape>> = {
   internal_error: serviceFault,
 };
 
+// `rawValue` is never set: one empty buffer for every header (the encoder only reads it).
+const NO_RAW_VALUE = Buffer.alloc(0);
+
 function set(key: string, value: string): HeaderValueOption {
   return {
-    header: { key, value, rawValue: Buffer.alloc(0) },
+    header: { key, value, rawValue: NO_RAW_VALUE },
     append: undefined,
     appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
     keepEmptyValue: false,

@@ -70,19 +70,58 @@ export function buildPolicyInput(parts: InputParts): PolicyInput {
   };
 }
 
-/** The verified token as the policy sees it. */
-export function verifiedPolicyToken(token: VerifiedToken): Extract<PolicyToken, { state: "verified" }> {
-  return {
-    state: "verified",
-    iss: token.iss,
-    sub: token.sub,
-    jti: token.jti,
-    profile: token.profile,
-    aud: token.aud,
-    scopes: token.scopes,
-    groups: token.groups,
-    claims: token.claims,
-  };
+type VerifiedPolicyToken = Extract<PolicyToken, { state: "verified" }>;
+
+// One policy view per verified token: a token from the verified-token cache serves many
+// Checks, and its part of the input is built and serialized once (see policyInputJson).
+const VIEWS = new WeakMap<VerifiedToken, VerifiedPolicyToken>();
+const TOKEN_JSON = new WeakMap<PolicyToken, string>();
+const INVALID = new Map<DenyReason, PolicyToken>();
+
+/** The verified token as the policy sees it: one frozen object per verified token. */
+export function verifiedPolicyToken(token: VerifiedToken): VerifiedPolicyToken {
+  let view = VIEWS.get(token);
+  if (view === undefined) {
+    view = Object.freeze({
+      state: "verified",
+      iss: token.iss,
+      sub: token.sub,
+      jti: token.jti,
+      profile: token.profile,
+      aud: token.aud,
+      scopes: token.scopes,
+      groups: token.groups,
+      claims: token.claims,
+    });
+    VIEWS.set(token, view);
+  }
+  return view;
+}
+
+/** An invalid token as the policy sees it: one frozen object per reason. */
+export function invalidPolicyToken(reason: DenyReason): PolicyToken {
+  let view = INVALID.get(reason);
+  if (view === undefined) {
+    view = Object.freeze({ state: "invalid", reason });
+    INVALID.set(reason, view);
+  }
+  return view;
+}
+
+/**
+ * `JSON.stringify(input)`, with the token's part serialized once per token view (see
+ * {@link verifiedPolicyToken}): the request's part is serialized every time, the
+ * token's (the bulk, with its claims) is not.
+ */
+export function policyInputJson(input: PolicyInput): string {
+  const { token, ...request } = input;
+  let tokenJson = TOKEN_JSON.get(token);
+  if (tokenJson === undefined) {
+    tokenJson = JSON.stringify(token);
+    if (Object.isFrozen(token)) TOKEN_JSON.set(token, tokenJson);
+  }
+  // `token` comes last in the input, as buildPolicyInput writes it.
+  return `${JSON.stringify(request).slice(0, -1)},"token":${tokenJson}}`;
 }
 
 /**
@@ -91,9 +130,15 @@ export function verifiedPolicyToken(token: VerifiedToken): Extract<PolicyToken, 
  */
 export function policyHeaders(header: (name: string) => string | undefined, listed: readonly string[]): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const name of ["origin", "access-control-request-method", ...listed]) {
+  for (const name of CORS_HEADERS) {
+    const value = header(name);
+    if (value !== undefined) headers[name] = value;
+  }
+  for (const name of listed) {
     const value = header(name);
     if (value !== undefined) headers[name] = value;
   }
   return headers;
 }
+
+const CORS_HEADERS: readonly string[] = ["origin", "access-control-request-method"];

@@ -55,6 +55,8 @@ export class ServiceMetrics {
   #reasons = 0;
   #cacheHits = 0;
   #cacheMisses = 0;
+  #negativeHits = 0;
+  #negativeMisses = 0;
   readonly #duration: Histogram;
   readonly #keyFetches: Counter<"issuer">;
   readonly #keyFailures: Counter<"issuer">;
@@ -118,11 +120,30 @@ export class ServiceMetrics {
     });
     new Counter({
       name: `${METRIC_PREFIX}token_cache_misses_total`,
-      help: "Bearer tokens not in the verified-token cache (verified in full)",
+      help: "Bearer tokens not in the verified-token cache (then looked up in the negative cache, else verified in full)",
       registers,
       collect() {
         this.reset();
         this.inc(cache().misses);
+      },
+    });
+    const negative = () => ({ hits: this.#negativeHits, misses: this.#negativeMisses });
+    new Counter({
+      name: `${METRIC_PREFIX}token_negative_cache_hits_total`,
+      help: "Bearer tokens refused again from the negative cache, without verifying them",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(negative().hits);
+      },
+    });
+    new Counter({
+      name: `${METRIC_PREFIX}token_negative_cache_misses_total`,
+      help: "Bearer tokens in neither token cache (verified in full)",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(negative().misses);
       },
     });
     // The counters of each issuer of the policy in force exist from the first scrape (at 0).
@@ -227,6 +248,12 @@ export class ServiceMetrics {
   tokenCacheLookup(hit: boolean): void {
     if (hit) this.#cacheHits++;
     else this.#cacheMisses++;
+  }
+
+  /** One lookup in the negative cache. */
+  negativeCacheLookup(hit: boolean): void {
+    if (hit) this.#negativeHits++;
+    else this.#negativeMisses++;
   }
 
   /** One fetch (or file read) of a trusted issuer's keys has ended. */

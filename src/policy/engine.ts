@@ -20,6 +20,8 @@ export type PolicyDenyReason = Exclude<DenyReason, "request_malformed" | "route_
 
 const DENY_REASONS: ReadonlySet<string> = new Set(POLICY_DENY_REASONS);
 
+const ENCODER = new TextEncoder();
+
 /** Header names the policy may set or remove: lower-case HTTP tokens, no pseudo-headers. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
@@ -58,10 +60,13 @@ export class PolicyFault extends Error {
  */
 export class PolicyEngine {
   readonly #policy: LoadedPolicy;
+  /** The entrypoint's number in the module, resolved once at load. */
+  readonly #entrypoint: number;
   readonly #operatorReasons: ReadonlyMap<string, number>;
 
-  private constructor(policy: LoadedPolicy, operatorReasons: ReadonlyMap<string, number>) {
+  private constructor(policy: LoadedPolicy, entrypoint: number, operatorReasons: ReadonlyMap<string, number>) {
     this.#policy = policy;
+    this.#entrypoint = entrypoint;
     this.#operatorReasons = operatorReasons;
   }
 
@@ -87,16 +92,25 @@ export class PolicyEngine {
     } catch (error) {
       throw new ConfigError(name, [`not a loadable OPA WebAssembly policy (${(error as Error).message})`]);
     }
-    const entrypoints = Object.keys(policy.entrypoints ?? {});
-    if (!entrypoints.includes(ENTRYPOINT)) {
-      throw new ConfigError(name, [`expected the entrypoint ${ENTRYPOINT}, found ${entrypoints.join(", ") || "none"}`]);
+    const entrypoints: Record<string, unknown> = policy.entrypoints ?? {};
+    const entrypoint = Object.hasOwn(entrypoints, ENTRYPOINT) ? entrypoints[ENTRYPOINT] : undefined;
+    if (typeof entrypoint !== "number") {
+      throw new ConfigError(name, [`expected the entrypoint ${ENTRYPOINT}, found ${Object.keys(entrypoints).join(", ") || "none"}`]);
     }
     policy.setData(data as object);
-    return new PolicyEngine(policy, declaredReasons(data));
+    return new PolicyEngine(policy, entrypoint, declaredReasons(data));
   }
 
   evaluate(input: object): PolicyDecision {
-    const results: unknown = this.#policy.evaluate(input, ENTRYPOINT);
+    return this.evaluateJson(JSON.stringify(input));
+  }
+
+  /** {@link evaluate} of an input already serialized (`JSON.stringify` of it). */
+  evaluateJson(input: string): PolicyDecision {
+    const bytes = ENCODER.encode(input);
+    // opa-wasm takes JSON text as an ArrayBuffer holding exactly that text.
+    const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+    const results: unknown = this.#policy.evaluate(buffer, this.#entrypoint);
     const result = Array.isArray(results) ? (results[0] as { result?: unknown } | undefined)?.result : undefined;
     if (result === null || typeof result !== "object" || Array.isArray(result)) throw new PolicyFault("the policy returned no decision");
     return checkDecision(result as Record<string, unknown>, this.#operatorReasons);

@@ -28,6 +28,8 @@ export interface GenerationObserver {
   decided?(event: DecisionEvent): void;
   /** One lookup in the verified-token cache. */
   tokenCacheLookup?(hit: boolean): void;
+  /** One lookup in the negative cache (refused tokens). */
+  negativeCacheLookup?(hit: boolean): void;
   /** One fetch (or file read) of a trusted issuer's keys has ended. */
   keyAttempt?(issuer: string, ok: boolean): void;
 }
@@ -146,10 +148,13 @@ export async function loadGeneration(
       issuers: data.issuers,
       keys: (issuer, header, lookup) => store.getKey(issuer, header, lookup),
       recheckKey: (issuer, kid) => store.assertStillUsable(issuer, kid),
+      keyVersion: (issuer, afterRejection) => store.keyVersion(issuer, afterRejection),
       leewaySeconds: config.tokens.leewaySeconds,
       cacheEntries: config.tokens.cacheEntries,
+      negativeCacheEntries: config.tokens.negativeCacheEntries,
       ...(seams.now ? { now: seams.now } : {}),
       ...(observer?.tokenCacheLookup ? { onCacheLookup: (hit: boolean) => observer.tokenCacheLookup?.(hit) } : {}),
+      ...(observer?.negativeCacheLookup ? { onNegativeCacheLookup: (hit: boolean) => observer.negativeCacheLookup?.(hit) } : {}),
     });
     const authorizer = new Authorizer({
       data,

@@ -147,7 +147,13 @@ export async function startService(config: ServiceConfig, seams: ServiceSeams): 
       metrics?.keyAttempt(issuer, ok);
       readiness.assess();
     },
-    ...(metrics ? { decided: (event) => metrics.decided(event), tokenCacheLookup: (hit) => metrics.tokenCacheLookup(hit) } : {}),
+    ...(metrics
+      ? {
+          decided: (event) => metrics.decided(event),
+          tokenCacheLookup: (hit) => metrics.tokenCacheLookup(hit),
+          negativeCacheLookup: (hit) => metrics.negativeCacheLookup(hit),
+        }
+      : {}),
   };
   // The admin listener answers from before the policy is loaded (/healthz 200, /readyz 503
   // "starting"), so an orchestrator can tell a slow start from a dead process. First, so

@@ -1,16 +1,30 @@
 import { DenyError } from "../reasons/index.js";
 
 const BASE64URL_ALPHABET = /^[A-Za-z0-9_-]*$/;
+// The last character of a segment whose length is 2 (or 3) modulo 4 carries 4 (or 2)
+// unused low bits: the characters whose alphabet index has them zero.
+const LAST_OF_2_MOD_4 = /[AQgw]$/;
+const LAST_OF_3_MOD_4 = /[AEIMQUYcgkosw048]$/;
 
 /**
  * True when `segment` is the one base64url spelling of its bytes (RFC 7515 §2, RFC 4648
  * §5 without padding): no `=`, no characters outside the URL-safe alphabet, no length
- * that no byte string encodes to, and the unused low bits of the last character zero.
- * Node's decoder ignores all of those, so the check decodes and encodes again.
+ * that no byte string encodes to, and the unused low bits of the last character zero
+ * (RFC 4648 §3.5). Node's decoder ignores all of those; this checks them without
+ * decoding (jose decodes the segments once, when it verifies).
  */
 export function isCanonicalBase64url(segment: string): boolean {
-  if (!BASE64URL_ALPHABET.test(segment) || segment.length % 4 === 1) return false;
-  return Buffer.from(segment, "base64url").toString("base64url") === segment;
+  if (!BASE64URL_ALPHABET.test(segment)) return false;
+  switch (segment.length % 4) {
+    case 0:
+      return true;
+    case 2:
+      return LAST_OF_2_MOD_4.test(segment);
+    case 3:
+      return LAST_OF_3_MOD_4.test(segment);
+    default:
+      return false;
+  }
 }
 
 /**

@@ -42,3 +42,25 @@ export function fromJoseError(error: unknown, stage: JoseStage): DenyError {
     }
   }
 }
+
+/**
+ * Whether jose's `error`, thrown while verifying a token with a key, would be thrown
+ * again for the same token and key: the token is malformed, names an algorithm not
+ * allowed or unsupported, or its signature does not verify. Not when the crypto call
+ * itself failed (jose keeps that failure as `cause`) or for anything unexpected: such a
+ * refusal might not recur, so it is never remembered (the negative cache).
+ */
+export function isRepeatableRefusal(error: unknown): boolean {
+  if (!(error instanceof errors.JOSEError)) return false;
+  switch (error.code) {
+    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
+      return error.cause === undefined;
+    case "ERR_JOSE_ALG_NOT_ALLOWED":
+    case "ERR_JOSE_NOT_SUPPORTED":
+    case "ERR_JWS_INVALID":
+    case "ERR_JWT_INVALID":
+      return true;
+    default:
+      return false;
+  }
+}

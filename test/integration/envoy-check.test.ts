@@ -164,11 +164,10 @@ describe("envoy-check on the shipped Envoy files", () => {
     expect(run.code).toBe(0);
   });
 
-  it("the ext_authz filter sends the service the request headers it reads, and not cookies", async () => {
+  it("the ext_authz filter sends the service the request headers it reads, and only those", async () => {
     const patterns = (await shipped()).getIn([...EXT_AUTHZ, "allowed_headers", "patterns"]) as YAMLSeq;
     const allowed = (patterns.toJSON() as Array<{ exact?: string }>).map((p) => p.exact);
-    expect(allowed).toEqual(expect.arrayContaining([...SINGLE_VALUED_HEADERS, "origin", "access-control-request-method"]));
-    expect(allowed).not.toContain("cookie");
+    expect(allowed.sort()).toEqual([...SINGLE_VALUED_HEADERS, "origin", "access-control-request-method"].sort());
   });
 
   it("the health route is answered by Envoy without asking the service", async () => {

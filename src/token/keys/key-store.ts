@@ -273,6 +273,24 @@ export class KeyStore {
   }
 
   /**
+   * The keys a lookup for `issuer` would use now without I/O, as an object that stays
+   * the same (by identity) while those keys do: a verdict reached with them, for a token
+   * of this issuer, is reached again while it is unchanged (the negative cache).
+   * `undefined` when a lookup now could fetch or fail: no usable keys (none, or too
+   * stale), or, with `afterRejection` (a `kid`-less token whose signature did not verify,
+   * see {@link KeyStore.getKey}), a fetch running or one the cooldown would allow.
+   * Synchronous, no I/O.
+   */
+  keyVersion(issuer: string, afterRejection = false): object | undefined {
+    const state = this.#issuers.get(issuer);
+    if (state === undefined) return undefined;
+    const keys = this.#usableKeys(state);
+    if (keys === undefined) return undefined;
+    if (afterRejection && (state.inflight !== undefined || this.#mayStartOnDemand(state, this.#now()))) return undefined;
+    return keys;
+  }
+
+  /**
    * Fetch `issuer`'s keys now (joining a fetch already running), outside any cooldown.
    * Resolves when the attempt has ended; a failure is reported by
    * {@link KeyStore.status} and the log, not by rejecting. Rejects with `DenyError`
@@ -341,11 +359,15 @@ export class KeyStore {
   /** The cooldown-limited fetch a request may cause, or `undefined` when none may start. */
   #fetchOnDemand(state: IssuerState): Promise<void> | undefined {
     if (state.inflight !== undefined) return state.inflight;
-    if (this.#closing.signal.aborted) return undefined;
     const now = this.#now();
-    if (now - state.lastOnDemandAt < this.#cooldownMs) return undefined;
+    if (!this.#mayStartOnDemand(state, now)) return undefined;
     state.lastOnDemandAt = now;
     return this.#fetch(state);
+  }
+
+  /** Whether {@link #fetchOnDemand} would start a fetch at `now` (none running). */
+  #mayStartOnDemand(state: IssuerState, now: number): boolean {
+    return !this.#closing.signal.aborted && now - state.lastOnDemandAt >= this.#cooldownMs;
   }
 
   #refreshAll(): void {

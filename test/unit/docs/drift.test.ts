@@ -46,7 +46,7 @@ describe("README drift", () => {
     expect(block).toBeDefined();
     const config = parseServiceConfig(join(PACKAGE_ROOT, "service.yaml"), parse(block!));
     expect(config.listen).toEqual({ host: "127.0.0.1", port: 9292 });
-    expect(config.tokens).toEqual({ maxBytes: 16384, leewaySeconds: 60, cacheEntries: 10000 });
+    expect(config.tokens).toEqual({ maxBytes: 16384, leewaySeconds: 60, cacheEntries: 10000, negativeCacheEntries: 10000 });
     expect(config.keys.refreshIntervalMs).toBe(600_000);
     expect(config.keys.maxStaleMs).toBe(4 * 24 * 3600 * 1000);
     expect(config.keys.unknownKidCooldownMs).toBe(30_000);
