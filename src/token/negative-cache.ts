@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import { DenyError } from "../reasons/index.js";
+import { DenyError, type DenyReason } from "../reasons/index.js";
 import type { VerifiedToken } from "./claims.js";
 
 /**
@@ -31,17 +31,23 @@ export interface Verification {
   readonly kid: string | undefined;
 }
 
+/** A refusal as kept: its code and detail (a DenyError is made again at each hit). */
+interface Refusal {
+  readonly code: DenyReason;
+  readonly detail: string | undefined;
+}
+
 interface Entry {
   readonly standing: Standing;
-  /** The refusal (code and detail, no cause), or the verified token that time refused. */
-  readonly outcome: DenyError | Verification;
+  /** The refusal, or the verified token that time refused. */
+  readonly outcome: Refusal | Verification;
 }
 
 // Entries live at most as long as cached verifications (see TokenVerifier).
 const MAX_ENTRY_MS = 10 * 60 * 1000;
 
 export interface NegativeCacheOptions {
-  /** Refused tokens kept (keyed like the verified-token cache); 0 disables the cache. */
+  /** Refused tokens kept, at least 1 (the verifier makes no cache for 0). */
   readonly entries: number;
   readonly keyVersion: KeyVersion;
   /** Told of every lookup (metrics); must not throw. */
@@ -49,9 +55,10 @@ export interface NegativeCacheOptions {
 }
 
 /**
- * The negative cache: a token that verification refused is
- * not verified again on every retry while what the refusal rests on ({@link Standing})
- * is unchanged, so the answer is the one a full verification would give now. A refusal
+ * The negative cache: a token that verification refused is not verified again on every
+ * retry while what the refusal rests on ({@link Standing}) is unchanged, so the answer
+ * is the one a full verification would give now. Bounded (LRU), each entry kept at most
+ * 10 minutes; keyed like the verified-token cache (a SHA-256 of the token). A refusal
  * by a key lookup (`key_not_found`, `key_unavailable`) is never kept: it changes with
  * the key store, and retrying it is how a new key gets fetched. A token refused only by
  * time (expired, not yet valid, issued in the future) is kept as verified, and its time
@@ -86,13 +93,13 @@ export class NegativeCache {
     if (standing.on !== "token" && allowedIssuers !== null && !allowedIssuers.has(standing.iss)) {
       throw new DenyError("issuer_untrusted", "not accepted on this route");
     }
-    if (outcome instanceof DenyError) throw outcome;
+    if ("code" in outcome) throw new DenyError(outcome.code, outcome.detail);
     return outcome;
   }
 
   /** Keeps `refusal` (its code and detail) for the token under `key`, resting on `standing`. */
   refused(key: string, standing: Standing, refusal: DenyError): void {
-    this.#entries.set(key, { standing, outcome: new DenyError(refusal.code, refusal.detail) });
+    this.#entries.set(key, { standing, outcome: { code: refusal.code, detail: refusal.detail } });
   }
 
   /** Keeps a token that verified (with the keys `standing` names) and that time refused. */
