@@ -34,13 +34,15 @@ function outDir(options: BenchOptions): string {
 
 /** Whether this build of scitokens-authz has `serve --workers N` (multi-process mode; issue 11). */
 function workersFlag(root: string): boolean {
+  // The usage text (printed with exit 0 by this build, with exit 2 by older ones) names the flag.
+  let usage: string;
   try {
-    execFileSync(process.execPath, [join(root, "dist", "cli", "bin.js")], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    usage = execFileSync(process.execPath, [join(root, "dist", "cli", "bin.js")], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   } catch (error) {
     const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
-    return /--workers\b/.test(`${stdout}${stderr}`);
+    usage = `${stdout}${stderr}`;
   }
-  return false;
+  return /--workers\b/.test(usage);
 }
 
 async function run(options: BenchOptions, env: BenchEnvironment): Promise<void> {
