@@ -20,10 +20,11 @@
 // folder in the system's temporary folder (or --out); docs/benchmarks.md and its chart are
 // updated only with --write-docs, so a run leaves `git status` clean.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { delimiter, dirname, join, relative, resolve, sep } from "node:path";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { useSupportedNode } from "./node-runtime.mjs";
+import { transpileTree } from "./transpile.mjs";
 
 await useSupportedNode();
 
@@ -197,33 +198,15 @@ function installOpaEnvoy(archive) {
   say(`installed OPA-Envoy ${OPA_ENVOY_VERSION} into .tools/bin in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
-function listTypeScript(dir) {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return listTypeScript(path);
-    return entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts") ? [path] : [];
-  });
-}
-
 /**
  * bench/**.ts into .tools/bench/bench/*.js with .tools/bench/src linking to dist/, so that
  * `../src/x.js` imports the compiled service code and bare imports find node_modules.
  */
 async function prepareBench() {
-  const { transformWithOxc } = await import("vite");
   const work = join(root, ".tools", "bench");
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  for (const file of listTypeScript(join(root, "bench"))) {
-    const out = join(work, relative(root, file)).replace(/\.ts$/, ".js");
-    const { code, map } = await transformWithOxc(readFileSync(file, "utf8"), file, { lang: "ts", target: "es2024", sourcemap: true });
-    const mapped = { ...map, sources: [relative(dirname(out), file).split(sep).join("/")], sourceRoot: undefined };
-    const inline = `//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(mapped)).toString("base64")}`;
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, `${code.trimEnd()}\n${inline}\n`);
-  }
-  writeFileSync(join(work, "package.json"), `${JSON.stringify({ type: "module", private: true })}\n`);
-  symlinkSync(join(root, "dist"), join(work, "src"), "dir");
+  await transpileTree(root, join(root, "bench"), work);
   return join(work, "bench", "main.js");
 }
 

@@ -18,11 +18,12 @@
 // that replays it. Needs dist/ (npm run build). On a Node older than package.json's engines
 // it runs with the pinned Node 24 instead (scripts/node-runtime.mjs).
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { useSupportedNode } from "./node-runtime.mjs";
+import { transpileTree } from "./transpile.mjs";
 
 await useSupportedNode();
 
@@ -69,32 +70,13 @@ function parseArgs(argv) {
   return options;
 }
 
-function listTypeScript(dir) {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return listTypeScript(path);
-    return entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts") ? [path] : [];
-  });
-}
-
 /**
  * Transpiles test/fuzz/**.ts into `work/test/fuzz/` with Vite's TypeScript transform (Oxc;
  * types are checked by `npm test`'s tsc step, not here). `work/src` links to dist/, so a
  * target's `../../../src/x.js` imports the compiled module that jazzer.js instruments.
  */
 async function prepareTargets(work) {
-  const { transformWithOxc } = await import("vite");
-  for (const file of listTypeScript(fuzzDir)) {
-    const out = join(work, relative(root, file)).replace(/\.ts$/, ".js");
-    const { code, map } = await transformWithOxc(readFileSync(file, "utf8"), file, { lang: "ts", target: "es2024", sourcemap: true });
-    // Stack traces name the file in the checkout, not the transpiled copy.
-    const mapped = { ...map, sources: [relative(dirname(out), file).split(sep).join("/")], sourceRoot: undefined };
-    const inline = `//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(mapped)).toString("base64")}`;
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, `${code.trimEnd()}\n${inline}\n`);
-  }
-  writeFileSync(join(work, "package.json"), `${JSON.stringify({ type: "module", private: true })}\n`);
-  symlinkSync(join(root, "dist"), join(work, "src"), "dir");
+  await transpileTree(root, fuzzDir, work);
 }
 
 function show(bytes) {
