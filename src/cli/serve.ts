@@ -21,6 +21,7 @@ import { type DevIssuer, demoDataFor, mintToken, startDevIssuer } from "../dev-i
 import { createLogger } from "../observability/logger.js";
 import { routeGrpcLogs } from "../server/grpc-log.js";
 import { type RunningService, startService } from "../server/service.js";
+import { applyHeapFlags } from "./heap-flags.js";
 
 const DEV_ISSUER = { host: "127.0.0.1", port: 8484, path: "/dev" } as const;
 
@@ -139,10 +140,19 @@ export async function serve(options: ServeOptions): Promise<void> {
     config = { ...config, authzHttp: { listen, maxHeaderBytes: config.authzHttp?.maxHeaderBytes ?? DEFAULT_AUTHZ_HTTP_MAX_HEADER_BYTES } };
   }
   if (options.workers !== undefined) config = { ...config, workers: flagWorkers(options.workers) };
+  // V8 sizes its heap at start-up: with `memory`'s flags not yet in force, this process
+  // runs again with them here (same pid), before it opens a file or a socket.
+  const heap = applyHeapFlags(config.memory);
   // One writer of stdout for the log and, with workers, their lines passed on whole.
   const stdout = pino.destination({ dest: 1, sync: false });
   const logger = createLogger(config.logLevel, stdout as unknown as NodeJS.WritableStream);
   routeGrpcLogs(logger);
+  if (heap.kind === "unsupported") {
+    logger.warn(
+      { node_flags: heap.flags, node: process.version },
+      `memory settings not applied: this Node cannot run itself again with V8 flags (process.execve: Node 22.15 or later, not on Windows); V8 sizes the heap itself; give node ${heap.flags.join(" ")} to apply them`,
+    );
+  }
   // SIGHUP reopens the decision log (rotation), reloads the policy files and, with
   // grpc.tls, the TLS files (each reload logs its outcome; with workers, each worker's).
   // One that arrives while the service starts is applied once it listens, instead of

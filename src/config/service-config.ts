@@ -88,6 +88,17 @@ export const DEFAULT_MAX_CONNECTION_AGE_SECONDS = 120;
  */
 export const DEFAULT_MAX_CONNECTION_AGE_GRACE_SECONDS = 30;
 
+/**
+ * `memory.max_semi_space_mb` by default: V8's young generation (two semi-spaces) at most
+ * 16 MB. Left to itself, V8 grows it to 64 MB and more under load, and the old generation
+ * with it: measured in docs/benchmarks.md ("Memory").
+ */
+export const DEFAULT_MAX_SEMI_SPACE_MB = 8;
+/** The largest `memory.max_semi_space_mb`: far beyond any useful young generation. */
+export const MAX_SEMI_SPACE_MB = 1024;
+/** The largest `memory.heap_growing_percent`. */
+export const MAX_HEAP_GROWING_PERCENT = 1000;
+
 /** The most worker processes `workers` accepts: far beyond any machine this runs on, below a typo's 10000. */
 export const MAX_WORKERS = 256;
 
@@ -193,6 +204,25 @@ export const serviceConfigSchema = z.strictObject({
       max_response_bytes: positiveInt("a response size limit in bytes").default(KEY_STORE_DEFAULTS.maxResponseBytes),
       startup_wait_seconds: seconds("the start-up wait for key fetches (0: do not wait)").default(KEY_STORE_DEFAULTS.startupWaitMs / 1000),
       check_wait_seconds: seconds("the longest wait of a Check for a key fetch (0: never wait)").default(KEY_STORE_DEFAULTS.checkWaitMs / 1000),
+    })
+    .prefault({}),
+  // V8's heap, given to node as flags when serve starts (src/cli/heap-flags.ts); null: V8's own sizing.
+  memory: z
+    .strictObject({
+      max_semi_space_mb: z
+        .number({ error: `expected V8's semi-space size in MB, 1 to ${MAX_SEMI_SPACE_MB}, or null (V8's own)` })
+        .int(`expected V8's semi-space size in MB as a whole number, 1 to ${MAX_SEMI_SPACE_MB}`)
+        .min(1, `expected V8's semi-space size in MB, 1 to ${MAX_SEMI_SPACE_MB}, or null (V8's own)`)
+        .max(MAX_SEMI_SPACE_MB, `expected V8's semi-space size in MB, 1 to ${MAX_SEMI_SPACE_MB}`)
+        .nullable()
+        .default(DEFAULT_MAX_SEMI_SPACE_MB),
+      heap_growing_percent: z
+        .number({ error: `expected how far the old generation grows past its live size, in %, 1 to ${MAX_HEAP_GROWING_PERCENT}, or null (V8's own)` })
+        .int(`expected the old generation's growth in % as a whole number, 1 to ${MAX_HEAP_GROWING_PERCENT}`)
+        .min(1, `expected the old generation's growth in %, 1 to ${MAX_HEAP_GROWING_PERCENT}, or null (V8's own)`)
+        .max(MAX_HEAP_GROWING_PERCENT, `expected the old generation's growth in %, 1 to ${MAX_HEAP_GROWING_PERCENT}`)
+        .nullable()
+        .default(null),
     })
     .prefault({}),
   log: z
@@ -311,6 +341,8 @@ export interface ServiceConfig {
   readonly tls?: TlsSettings;
   /** Processes serving Checks (`workers`, default one per available core); 1: a single process, no cluster. */
   readonly workers: number;
+  /** V8's heap sizing (`memory`), given to node as flags when serve starts; null: V8's own. */
+  readonly memory: { readonly maxSemiSpaceMb: number | null; readonly heapGrowingPercent: number | null };
   /** The admin HTTP listener (`http.listen`: /healthz, /readyz, /metrics); null: none. */
   readonly httpListen: TcpListenAddress | null;
   /** The HTTP authorization endpoint (`authz_http`); absent: not served. */
@@ -354,6 +386,7 @@ export function parseServiceConfig(file: string, raw: unknown): ServiceConfig {
     maxRequestBytes: c.grpc.max_request_bytes,
     connectionAge: { maxAgeMs: c.grpc.max_connection_age_seconds * 1000, graceMs: c.grpc.max_connection_age_grace_seconds * 1000 },
     workers: c.workers ?? defaultWorkers(),
+    memory: { maxSemiSpaceMb: c.memory.max_semi_space_mb, heapGrowingPercent: c.memory.heap_growing_percent },
     httpListen: c.http?.listen ?? null,
     ...(tls !== undefined
       ? {

@@ -265,6 +265,7 @@ describe("parseServiceConfig: defaults", () => {
       httpListen: null,
       policy: { kind: "files", dataFile: join(PACKAGE_ROOT, "policies", "demo.yaml"), wasmFile: join(PACKAGE_ROOT, "build", "policy.wasm") },
       watchPolicy: true,
+      memory: { maxSemiSpaceMb: 8, heapGrowingPercent: null },
       tokens: { maxBytes: 16 * 1024, leewaySeconds: 60, cacheEntries: 10_000, negativeCacheEntries: 10_000 },
       keys: {
         cacheDir: null,
