@@ -4,12 +4,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describeMachine } from "./machine.js";
 import { type ModeResult, type Schedule, measureMode } from "./measure.js";
+import { type MemoryResult, runMemory } from "./memory.js";
 import { type BenchOptions, USAGE, UsageError, parseOptions } from "./options.js";
 import { type BenchResults, type WorkloadResult, writeReport } from "./report.js";
 import { checkRequestOf, encodeRequests } from "./requests.js";
 import { writeServerData } from "./server-files.js";
 import { type RunningServer, hasTaskset, startOpaEnvoy, startOurs } from "./servers.js";
-import { runSoak } from "./soak.js";
+import { type SoakResult, runSoak } from "./soak.js";
 import { OUR_TOKEN_CACHE_ENTRIES, buildWorkload } from "./workloads.js";
 
 /** What scripts/bench.mjs hands over once the tools are installed. */
@@ -135,7 +136,7 @@ async function run(options: BenchOptions, env: BenchEnvironment): Promise<void> 
   }
   const finished: BenchResults = { ...results, finishedAt: new Date().toISOString() };
   writeFileSync(join(out, "results.json"), `${JSON.stringify(finished, null, 2)}\n`);
-  const written = writeReport(env.root, finished, null, { out, writeDocs: options.writeDocs, note: options.note });
+  const written = writeReport(env.root, { results: finished }, { out, writeDocs: options.writeDocs, note: options.note });
   log(`bench: results ${join(out, "results.json")}`);
   for (const file of written) log(`bench: wrote ${file}`);
 }
@@ -144,10 +145,13 @@ function report(options: BenchOptions, env: BenchEnvironment): void {
   const from = resolve(options.from!);
   const parsed = JSON.parse(readFileSync(from, "utf8")) as { format?: number; kind?: string };
   const out = options.out !== undefined ? outDir(options) : resolve(from, "..");
-  const written =
+  const parts =
     parsed.kind === "soak"
-      ? writeReport(env.root, null, parsed as never, { out, writeDocs: options.writeDocs, note: options.note })
-      : writeReport(env.root, parsed as BenchResults, null, { out, writeDocs: options.writeDocs, note: options.note });
+      ? { soak: parsed as SoakResult }
+      : parsed.kind === "memory"
+        ? { memory: parsed as MemoryResult }
+        : { results: parsed as BenchResults };
+  const written = writeReport(env.root, parts, { out, writeDocs: options.writeDocs, note: options.note });
   for (const file of written) log(`bench: wrote ${file}`);
 }
 
@@ -184,8 +188,26 @@ export async function main(argv: readonly string[], env: BenchEnvironment): Prom
       log,
     });
     writeFileSync(join(out, "soak.json"), `${JSON.stringify(result, null, 2)}\n`);
-    const written = writeReport(env.root, null, result, { out, writeDocs: options.writeDocs, note: options.note });
+    const written = writeReport(env.root, { soak: result }, { out, writeDocs: options.writeDocs, note: options.note });
     log(`bench: results ${join(out, "soak.json")}`);
+    for (const file of written) log(`bench: wrote ${file}`);
+    return 0;
+  }
+  if (options.command === "memory") {
+    const out = outDir(options);
+    const result = await runMemory({
+      root: env.root,
+      ghz: env.ghz,
+      out,
+      machine: describeMachine(env.root, env.versions),
+      rounds: options.rounds,
+      quick: options.quick,
+      seed: options.seed,
+      log,
+    });
+    writeFileSync(join(out, "memory.json"), `${JSON.stringify(result, null, 2)}\n`);
+    const written = writeReport(env.root, { memory: result }, { out, writeDocs: options.writeDocs, note: options.note });
+    log(`bench: results ${join(out, "memory.json")}`);
     for (const file of written) log(`bench: wrote ${file}`);
     return 0;
   }

@@ -3,11 +3,14 @@ import { WORKLOAD_NAMES, type WorkloadName } from "./workloads.js";
 
 export const USAGE = `usage: npm run bench -- [run] [--quick] [--workloads A,B] [--modes pinned,unpinned] [--out DIR] [--write-docs] [--note TEXT]
        npm run bench -- soak [--checks N] [--server ours|opa-envoy] [--out DIR] [--write-docs] [--note TEXT]
+       npm run bench -- memory [--rounds N] [--quick] [--out DIR] [--write-docs] [--note TEXT]
        npm run bench -- report --from RESULTS.json [--out DIR] [--write-docs] [--note TEXT]
        npm run bench -- install
   run      both servers, every workload, pinned and unpinned (about 25 minutes on 2 cores; --quick: a few seconds a run)
   soak     2,000,000 Checks against one server, its resident memory sampled; prints the growth
-  report   writes the report again from a results file
+  memory   one process under each memory setting in turn (V8's own sizing, the default, a bounded old generation),
+           --rounds times (default 3): resident memory, CPU and collector time per Check (about 10 minutes)
+  report   writes the report again from a results file (results.json, soak.json or memory.json)
   install  only installs ghz and OPA-Envoy into .tools/bin
   --out DIR          where results.json and the report go (default: a new folder in the system's temporary folder)
   --write-docs       also update docs/benchmarks.md and its chart (otherwise the checkout is left as it is)
@@ -17,7 +20,7 @@ export const USAGE = `usage: npm run bench -- [run] [--quick] [--workloads A,B] 
 workloads: ${WORKLOAD_NAMES.join(", ")}`;
 
 export interface BenchOptions {
-  readonly command: "run" | "soak" | "report" | "install";
+  readonly command: "run" | "soak" | "memory" | "report" | "install";
   readonly quick: boolean;
   readonly workloads: readonly WorkloadName[];
   readonly modes: ReadonlyArray<"pinned" | "unpinned">;
@@ -26,6 +29,7 @@ export interface BenchOptions {
   readonly note: string | undefined;
   readonly seed: number;
   readonly checks: number;
+  readonly rounds: number;
   readonly server: "ours" | "opa-envoy";
   readonly from: string | undefined;
 }
@@ -62,6 +66,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       note: { type: "string" },
       seed: { type: "string" },
       checks: { type: "string" },
+      rounds: { type: "string" },
       server: { type: "string" },
       from: { type: "string" },
       "opa-envoy-source": { type: "string" },
@@ -70,8 +75,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   });
   if (values.help) throw new UsageError("");
   const command = positionals[0] ?? "run";
-  if (command !== "run" && command !== "soak" && command !== "report" && command !== "install") {
-    throw new UsageError(`unknown command ${JSON.stringify(command)}: expected run, soak, report or install`);
+  if (command !== "run" && command !== "soak" && command !== "memory" && command !== "report" && command !== "install") {
+    throw new UsageError(`unknown command ${JSON.stringify(command)}: expected run, soak, memory, report or install`);
   }
   if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
   if (command === "report" && values.from === undefined) throw new UsageError("report needs --from RESULTS.json");
@@ -87,6 +92,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     note: values.note,
     seed: whole("--seed", values.seed, 20_250_611),
     checks: whole("--checks", values.checks, 2_000_000),
+    rounds: whole("--rounds", values.rounds, 3),
     server,
     from: values.from,
   };

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { type Series, barChart } from "./chart.js";
 import type { Machine } from "./machine.js";
 import type { ModeResult, RunResult, Schedule, ServerResult } from "./measure.js";
+import { MEMORY_SETTINGS, type MemoryResult } from "./memory.js";
 import type { SoakResult } from "./soak.js";
 
 export interface WorkloadResult {
@@ -31,6 +32,7 @@ const DOC = join("docs", "benchmarks.md");
 const CHART = "benchmarks-throughput.svg";
 const RESULTS = ["<!-- bench:results:begin -->", "<!-- bench:results:end -->"] as const;
 const SOAK = ["<!-- bench:soak:begin -->", "<!-- bench:soak:end -->"] as const;
+const MEMORY = ["<!-- bench:memory:begin -->", "<!-- bench:memory:end -->"] as const;
 /** A run during which other processes used at least this much of the machine's CPU counts as noisy. */
 const NOISY_PCT = 5;
 /** A fixed-rate run that reached less than this share of its rate ran the server past saturation. */
@@ -294,6 +296,45 @@ function soakSection(soak: SoakResult, note: string | undefined): string[] {
   ];
 }
 
+/** "median [least–most]" of the values, each formatted by `f`; the value alone for one. */
+function spread(values: readonly number[], f: (n: number) => string): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return "–";
+  const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+  return sorted.length === 1 ? f(median) : `${f(median)} [${f(sorted[0]!)}–${f(sorted[sorted.length - 1]!)}]`;
+}
+
+function memorySection(memory: MemoryResult, note: string | undefined): string[] {
+  const rounds = Math.max(0, ...memory.runs.map((r) => r.round));
+  const noisy = memory.foreignCpuPct >= NOISY_PCT;
+  return [
+    `_Measured ${day(memory.startedAt)} by \`npm run bench -- memory\` (commit ${memory.machine.commit}, ${memory.machine.cores} cores): one process (\`--workers 1\`) per setting, ${memory.workload}; ` +
+      `${int(memory.warmupChecks)} Checks of warm-up, then ${int(memory.checks)} at saturation (64 in flight over 4 connections); ${rounds} ${rounds === 1 ? "round" : "rounds"}, the settings in turn. Median [least–most] of the rounds._`,
+    "",
+    ...(note ? [`> ${note}`, ""] : []),
+    ...(noisy ? [`> **Noisy figures, not final.** Other processes used ${Math.round(memory.foreignCpuPct)} % of the machine's CPU during the runs.`, ""] : []),
+    "| setting | RSS after the Checks (MB) | CPU µs per Check | Checks/s | collector pauses, µs per Check |",
+    "|---|---|---|---|---|",
+    ...MEMORY_SETTINGS.map((setting) => {
+      const runs = memory.runs.filter((r) => r.setting === setting.id);
+      return `| ${setting.label} | ${spread(
+        runs.map((r) => r.rssMb),
+        int,
+      )} | ${spread(
+        runs.map((r) => r.cpuUsPerCheck),
+        int,
+      )} | ${spread(
+        runs.map((r) => r.rps),
+        int,
+      )} | ${spread(
+        runs.map((r) => r.gcUsPerCheck),
+        (n) => n.toFixed(1),
+      )} |`;
+    }),
+    "",
+  ];
+}
+
 function replaceBetween(text: string, [begin, end]: readonly [string, string], body: string[], file: string): string {
   const a = text.indexOf(begin);
   const b = text.indexOf(end);
@@ -308,10 +349,10 @@ function replaceBetween(text: string, [begin, end]: readonly [string, string], b
  */
 export function writeReport(
   root: string,
-  results: BenchResults | null,
-  soak: SoakResult | null,
+  parts: { readonly results?: BenchResults; readonly soak?: SoakResult; readonly memory?: MemoryResult },
   o: { readonly out: string; readonly writeDocs: boolean; readonly note: string | undefined },
 ): string[] {
+  const { results, soak, memory } = parts;
   const docFile = join(root, DOC);
   const previewFile = join(o.out, "benchmarks.md");
   // A report of a soak alone builds on the preview of the run in the same folder, if any.
@@ -320,6 +361,7 @@ export function writeReport(
   const chart = results ? throughputChart(results) : null;
   if (results) text = replaceBetween(text, RESULTS, resultsSection(results, o.note), DOC);
   if (soak) text = replaceBetween(text, SOAK, soakSection(soak, o.note), DOC);
+  if (memory) text = replaceBetween(text, MEMORY, memorySection(memory, o.note), DOC);
   const targets = o.writeDocs ? [o.out, join(root, "docs")] : [o.out];
   for (const dir of targets) {
     const md = join(dir, "benchmarks.md");

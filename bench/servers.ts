@@ -153,6 +153,8 @@ export interface OursOptions {
   /** Worker processes when the build has `--workers`: 1 for the single process, else the cores. */
   readonly workers: number | undefined;
   readonly name: string;
+  /** The service config's `memory` settings; absent: its defaults. */
+  readonly memory?: Readonly<Record<string, number | null>>;
 }
 
 /**
@@ -170,6 +172,13 @@ export async function startOurs(o: OursOptions): Promise<RunningServer> {
       `grpc:\n  listen: 127.0.0.1:${grpcPort}`,
       `http:\n  listen: 127.0.0.1:${httpPort}`,
       `policy:\n  data: ${JSON.stringify(o.dataFile)}`,
+      ...(o.memory !== undefined && Object.keys(o.memory).length > 0
+        ? [
+            `memory:\n${Object.entries(o.memory)
+              .map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`)
+              .join("\n")}`,
+          ]
+        : []),
       "",
     ].join("\n"),
   );
