@@ -79,6 +79,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     throw new UsageError(`unknown command ${JSON.stringify(command)}: expected run, soak, memory, report or install`);
   }
   if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
+  if (values.rounds !== undefined && command !== "memory") throw new UsageError("--rounds is for memory only");
   if (command === "report" && values.from === undefined) throw new UsageError("report needs --from RESULTS.json");
   const server = values.server ?? "ours";
   if (server !== "ours" && server !== "opa-envoy") throw new UsageError(`--server: expected ours or opa-envoy, got ${JSON.stringify(server)}`);

@@ -149,8 +149,8 @@ export async function serve(options: ServeOptions): Promise<void> {
   routeGrpcLogs(logger);
   if (heap.kind === "unsupported") {
     logger.warn(
-      { node_flags: heap.flags, node: process.version },
-      `memory settings not applied: this Node cannot run itself again with V8 flags (process.execve: Node 22.15 or later, not on Windows); V8 sizes the heap itself; give node ${heap.flags.join(" ")} to apply them`,
+      { node_flags: heap.flags, node: process.version, reason: heap.reason },
+      `memory settings not applied: ${heap.reason}; V8 sizes the heap itself; give node ${heap.flags.join(" ")} to apply them`,
     );
   }
   // SIGHUP reopens the decision log (rotation), reloads the policy files and, with

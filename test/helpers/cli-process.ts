@@ -26,9 +26,15 @@ export interface ServedProcess {
 // Every child started, so that a test file can make sure none outlives it.
 const running = new Set<ChildProcess>();
 
-/** Starts `serve` with `args`; see {@link killAllServed} for cleanup. */
-export function spawnServe(args: readonly string[]): ServedProcess {
-  const child = spawn(process.execPath, [CLI, "serve", ...args], { cwd: PACKAGE_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * Starts `serve` with `args` (and `nodeArgs` given to node before the script); with `ipc`,
+ * an IPC channel to this process as node's fork has. See {@link killAllServed} for cleanup.
+ */
+export function spawnServe(args: readonly string[], o: { readonly nodeArgs?: readonly string[]; readonly ipc?: boolean } = {}): ServedProcess {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), CLI, "serve", ...args], {
+    cwd: PACKAGE_ROOT,
+    stdio: o.ipc ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", "pipe", "pipe"],
+  });
   running.add(child);
   child.once("exit", () => running.delete(child));
   const lines: string[] = [];

@@ -93,7 +93,7 @@ describe("serve: the memory settings", () => {
   );
 
   it(
-    "puts the configured flags after node's own, so that they win, and gives them to every worker",
+    "gives the configured flags to the primary and to every worker",
     async () => {
       const config = await configWith("workers", { workers: 2, memory: { max_semi_space_mb: 4, heap_growing_percent: 30 } });
       const served = spawnServe(["--config", config]);
@@ -107,6 +107,46 @@ describe("serve: the memory settings", () => {
         expect(argv.slice(0, 3)).toEqual([process.execPath, ...flags]);
         expect(argv[3]).toMatch(/worker-main\.js$/);
       }
+      expect(await served.stop()).toBe(0);
+    },
+    START_TIMEOUT_MS,
+  );
+
+  it(
+    "overrides a semi-space size given to node itself",
+    async () => {
+      const config = await configWith("node-flag", {});
+      const served = spawnServe(["--config", config], { nodeArgs: ["--max-semi-space-size=64"] });
+      await served.waitFor(/"msg":"listening on 127\.0\.0\.1:\d+"/);
+      expect(await commandLine(served.child.pid!)).toEqual([
+        process.execPath,
+        "--max-semi-space-size=64",
+        "--max-semi-space-size=8",
+        CLI,
+        "serve",
+        "--config",
+        config,
+      ]);
+      expect(await served.stop()).toBe(0);
+    },
+    START_TIMEOUT_MS,
+  );
+
+  it(
+    "does not run again over a parent's IPC channel: it warns, says why, and serves with V8's sizing",
+    async () => {
+      const config = await configWith("ipc", {});
+      const served = spawnServe(["--config", config], { ipc: true });
+      const [, port] = await served.waitFor(/"msg":"listening on 127\.0\.0\.1:(\d+)"/);
+      expect(await commandLine(served.child.pid!)).toEqual([process.execPath, CLI, "serve", "--config", config]);
+      const warning = served.lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line["level"] === 40);
+      expect(warning).toMatchObject({
+        node_flags: ["--max-semi-space-size=8"],
+        reason: "this process has an IPC channel to its parent, which running again would close",
+      });
+      expect(String(warning?.["msg"])).toContain("memory settings not applied: this process has an IPC channel to its parent");
+      const result = await allowedCheck(`127.0.0.1:${port}`);
+      expect(result instanceof Error ? result.message : (result.dynamicMetadata as Record<string, unknown>)["reason"]).toBe("allowed");
       expect(await served.stop()).toBe(0);
     },
     START_TIMEOUT_MS,
