@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { pinned } from "./servers.js";
 
 /** The gRPC method every benchmark request calls. */
@@ -61,6 +62,29 @@ export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+
+/**
+ * `total` Checks to `target` as fast as it answers, 64 in flight over 4 connections, ghz
+ * unpinned on every core: the load of the soak and of the memory comparison.
+ */
+export function unpinnedLoad(
+  o: { readonly ghz: string; readonly root: string; readonly cores: number; readonly dataFile: string; readonly dir: string },
+  target: string,
+  total: number,
+): Promise<LoadResult> {
+  return runLoad({
+    ghz: o.ghz,
+    protoset: join(o.root, "build", "grpc-descriptors.binpb"),
+    target,
+    dataFile: o.dataFile,
+    outFile: join(o.dir, "ghz-report.json"),
+    concurrency: 64,
+    connections: 4,
+    cpus: o.cores,
+    core: undefined,
+    total,
+  });
 }
 
 /** Runs ghz once and reads its JSON report (every Check's latency, from which p99.9 is taken). */

@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { compare, decide } from "./decisions.js";
-import { runLoad } from "./ghz.js";
+import { unpinnedLoad } from "./ghz.js";
 import type { Machine } from "./machine.js";
 import { CLOCK_TICKS_PER_SECOND, cpuTicks, machineTicks, processTree, rssBytes, selfTicks } from "./proc-stats.js";
 import { checkRequestOf, encodeRequests, ghzCallData } from "./requests.js";
@@ -82,18 +82,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
   const dataFile = join(dir, "calldata.bin");
   writeFileSync(dataFile, ghzCallData(encodeRequests(workload.requests), workload.sequence));
   const load = (server: RunningServer, total: number) =>
-    runLoad({
-      ghz: o.ghz,
-      protoset: join(o.root, "build", "grpc-descriptors.binpb"),
-      target: server.target,
-      dataFile,
-      outFile: join(dir, "ghz-report.json"),
-      concurrency: 64,
-      connections: 4,
-      cpus: o.machine.cores,
-      core: undefined,
-      total,
-    });
+    unpinnedLoad({ ghz: o.ghz, root: o.root, cores: o.machine.cores, dataFile, dir }, server.target, total);
   const runs: MemoryRun[] = [];
   const [self0, machine0] = [selfTicks(), machineTicks()];
   try {

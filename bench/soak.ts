@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { compare, decide } from "./decisions.js";
-import { runLoad } from "./ghz.js";
+import { unpinnedLoad } from "./ghz.js";
 import type { Machine } from "./machine.js";
 import { cpuTicks, machineTicks, processTree, rssBytes, selfTicks } from "./proc-stats.js";
 import { checkRequestOf, encodeRequests, ghzCallData } from "./requests.js";
@@ -128,20 +128,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         stepSamples.push(rssMb);
         samples.push({ checks: sent, rssMb });
       }, 1000);
-      let load: Awaited<ReturnType<typeof runLoad>>;
+      let load: Awaited<ReturnType<typeof unpinnedLoad>>;
       try {
-        load = await runLoad({
-          ghz: o.ghz,
-          protoset: join(o.root, "build", "grpc-descriptors.binpb"),
-          target: server.target,
-          dataFile,
-          outFile: join(dir, "ghz-report.json"),
-          concurrency: 64,
-          connections: 4,
-          cpus: o.machine.cores,
-          core: undefined,
-          total,
-        });
+        load = await unpinnedLoad({ ghz: o.ghz, root: o.root, cores: o.machine.cores, dataFile, dir }, server.target, total);
       } finally {
         clearInterval(sampler);
       }
