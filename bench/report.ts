@@ -4,7 +4,7 @@ import { type Series, barChart } from "./chart.js";
 import type { Machine } from "./machine.js";
 import type { ModeResult, RunResult, Schedule, ServerResult } from "./measure.js";
 import { MEMORY_SETTINGS, type MemoryResult } from "./memory.js";
-import type { SoakResult } from "./soak.js";
+import { type SoakResult, median } from "./soak.js";
 
 export interface WorkloadResult {
   readonly name: string;
@@ -298,10 +298,9 @@ function soakSection(soak: SoakResult, note: string | undefined): string[] {
 
 /** "median [least–most]" of the values, each formatted by `f`; the value alone for one. */
 function spread(values: readonly number[], f: (n: number) => string): string {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return "–";
-  const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-  return sorted.length === 1 ? f(median) : `${f(median)} [${f(sorted[0]!)}–${f(sorted[sorted.length - 1]!)}]`;
+  if (values.length === 0) return "–";
+  const middle = f(median(values));
+  return values.length === 1 ? middle : `${middle} [${f(Math.min(...values))}–${f(Math.max(...values))}]`;
 }
 
 function memorySection(memory: MemoryResult, note: string | undefined): string[] {

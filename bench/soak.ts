@@ -60,7 +60,8 @@ export interface SoakOptions {
   readonly log: (line: string) => void;
 }
 
-function median(values: readonly number[]): number {
+/** The middle value (of an even number, the upper of the two middle ones); NaN for none. */
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted.length === 0 ? Number.NaN : sorted[Math.floor(sorted.length / 2)]!;
 }
